@@ -1,0 +1,258 @@
+"""The Python API: `fit` a transfer run, `load` a saved one, and use the result."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import FitConfig
+from .data import TaskData, load_task_data
+from .data.types import ImageInputs, Split, TextInputs
+from .engine import FeatureCache, Transfer, classification_metrics
+from .engine.trainer import EpochHook, predict_probabilities
+from .engine.states import RawBatches
+from .errors import ConfigError, DataError
+from .models import TransferModel, rebuild_backbone, resolve_backbone
+from .reporting.rundir import read_json, write_json, write_run_dir
+from .strategies import make_strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """A trained transfer model with its configuration, metrics and training record."""
+
+    model: TransferModel
+    config: FitConfig
+    classes: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    data_summary: dict[str, Any] = field(default_factory=dict)
+    adapter: dict[str, Any] | None = None
+    run_dir: Path | None = None
+
+    # -- inference ----------------------------------------------------------------------------
+    def predict_proba(self, inputs: Sequence[str | Path]) -> np.ndarray:
+        backbone = self.model.backbone
+        wrapped = as_inputs(inputs, backbone.modality)
+        split = Split(wrapped, np.zeros(len(wrapped), dtype=np.int64))
+        return self._probabilities(split)
+
+    def predict(self, inputs: Sequence[str | Path]) -> list[dict[str, Any]]:
+        """Label and probability for each image path or text."""
+        probs = self.predict_proba(inputs)
+        return [
+            {"input": str(item), "label": self.classes[int(p.argmax())], "probability": float(p.max())}
+            for item, p in zip(inputs, probs, strict=True)
+        ]
+
+    def evaluate(self, data: str | TaskData, split: str = "test") -> dict[str, Any]:
+        """Metrics on a split of a data set whose classes are among this model's classes."""
+        task = data if isinstance(data, TaskData) else self._load_matching(data)
+        chosen = task.split(split)
+        labels = remap_labels(chosen.labels, task.classes, self.classes, task.source)
+        probs = self._probabilities(chosen)
+        return classification_metrics(probs, labels, self.classes)
+
+    def _load_matching(self, spec: str) -> TaskData:
+        same = spec == self.config.data
+        cfg = self.config
+        return load_task_data(
+            spec, text_col=cfg.text_col, label_col=cfg.label_col, seed=cfg.seed, val_fraction=cfg.val_fraction,
+            shots=cfg.shots if same else None, val_shots=cfg.val_shots if same else None,
+        )
+
+    def _probabilities(self, split: Split) -> np.ndarray:
+        device = next(self.model.parameters()).device
+        batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
+        return predict_probabilities(self.model, batches, 0, device)
+
+    # -- saving -------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the run directory atomically; returns its path."""
+        directory = write_run_dir(Path(directory), self._fill, {"format": 1, "kind": "fit"})
+        self.run_dir = directory
+        return directory
+
+    def _fill(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        backbone = self.model.backbone
+        write_json(folder / "config.json", self.config.to_dict())
+        write_json(folder / "labels.json", {"classes": self.classes})
+        write_json(folder / "model.json", {
+            "backbone": backbone.spec(),
+            "num_classes": len(self.classes),
+            "strategy": self.metrics.get("strategy"),
+            "versions": versions(),
+        })
+        write_json(folder / "metrics.json", self.metrics)
+        write_json(folder / "history.json", self.history)
+        write_json(folder / "data.json", self.data_summary)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"))
+        (folder / "backbone").mkdir()
+        backbone.export(folder / "backbone")
+        if self.adapter is not None:
+            save_adapter(self.adapter, folder / "adapter")
+
+
+def save_adapter(adapter: dict[str, Any], folder: Path) -> None:
+    """Save LoRA exactly as peft does (adapter_config.json + adapter_model.safetensors)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    adapter["config"].save_pretrained(str(folder))
+    save_file({k: v.contiguous() for k, v in adapter["state"].items()}, str(folder / "adapter_model.safetensors"))
+
+
+def versions() -> dict[str, str]:
+    import timm
+    import transformers
+
+    from . import __version__
+
+    return {"transferopt": __version__, "torch": torch.__version__, "timm": timm.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version()}
+
+
+def as_inputs(inputs: Sequence[str | Path], modality: str) -> ImageInputs | TextInputs:
+    if not inputs:
+        raise DataError("no inputs to predict")
+    if modality == "text":
+        texts = [str(t) for t in inputs]
+        empty = [i for i, t in enumerate(texts) if not t.strip()]
+        if empty:
+            raise DataError(f"input {empty[0] + 1} is an empty text")
+        return TextInputs(texts)
+    paths = [Path(p) for p in inputs]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"image not found: {missing[0]}")
+    return ImageInputs(paths=paths)
+
+
+def remap_labels(labels: np.ndarray, data_classes: list[str], model_classes: list[str], source: str) -> np.ndarray:
+    index = {name: i for i, name in enumerate(model_classes)}
+    unknown = [c for c in data_classes if c not in index]
+    if unknown:
+        raise DataError(f"{source}: class(es) the model was not trained on: {', '.join(unknown[:5])}")
+    mapping = np.array([index[c] for c in data_classes], dtype=np.int64)
+    return mapping[labels]
+
+
+def count_parameters(model: TransferModel) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def fit(
+    data: str | None = None,
+    model: str | None = None,
+    strategy: str = "linear-probe",
+    *,
+    out: str | Path | None = None,
+    config: FitConfig | None = None,
+    cache: FeatureCache | None = None,
+    hooks: list[EpochHook] | None = None,
+    task: TaskData | None = None,
+    **options: Any,
+) -> FitResult:
+    """Adapt a pretrained model to a labelled data set with one strategy.
+
+    Either pass a ready `config`, or `data`, `model`, `strategy` and any `FitConfig` field as keywords.
+    """
+    if config is None:
+        if data is None or model is None:
+            raise ConfigError("fit needs data and model (or a FitConfig)")
+        config = FitConfig(data=data, model=model, strategy=strategy, **options)
+    started = time.perf_counter()
+    strategy_obj = make_strategy(config.strategy, config.strategy_options)
+    task = task or load_task_data(
+        config.data, text_col=config.text_col, label_col=config.label_col, shots=config.shots,
+        val_shots=config.val_shots, val_fraction=config.val_fraction, seed=config.seed,
+    )
+    backbone = resolve_backbone(config.model)
+    configure_backbone(backbone, task, config)
+    torch.manual_seed(config.seed)
+    transfer_model = TransferModel(backbone, task.num_classes)
+    transfer = Transfer(transfer_model, task, config, cache or FeatureCache())
+    outcome = transfer.run(strategy_obj, hooks)
+    eval_started = time.perf_counter()
+    metrics: dict[str, Any] = {
+        "val": classification_metrics(transfer.probabilities(task.val, outcome.prefix, "val"), task.val.labels,
+                                      task.classes),
+    }
+    if task.test is not None:
+        metrics["test"] = classification_metrics(
+            transfer.probabilities(task.test, outcome.prefix, "test"), task.test.labels, task.classes
+        )
+    timing = dict(outcome.timing)
+    timing["eval_s"] = time.perf_counter() - eval_started
+    timing["total_s"] = time.perf_counter() - started
+    metrics.update(
+        timing=timing,
+        trainable_params=outcome.trainable_params,
+        total_params=count_parameters(transfer_model),
+        trained_groups=outcome.trained_groups,
+        layer_groups=backbone.group_names,
+        frozen_prefix=outcome.prefix,
+        strategy=strategy_obj.describe(),
+        head_fit=outcome.head_fit,
+        best_epoch=outcome.history.best_epoch if outcome.history else None,
+        cache={"hits_memory": transfer.cache.stats.hits_memory, "hits_disk": transfer.cache.stats.hits_disk,
+               "misses": transfer.cache.stats.misses},
+        notes=task.notes + outcome.notes,
+    )
+    result = FitResult(
+        model=transfer_model, config=config, classes=task.classes, metrics=metrics,
+        history=outcome.history.epochs if outcome.history else [], data_summary=task.summary(),
+        adapter=outcome.adapter,
+    )
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def configure_backbone(backbone, task: TaskData, config: FitConfig) -> None:
+    if backbone.modality != task.modality:
+        raise ConfigError(
+            f"model {config.model} takes {backbone.modality} input but {config.data} holds {task.modality} data"
+        )
+    if task.modality == "image":
+        backbone.set_image_size(config.image_size, task.train.inputs.median_side())
+    else:
+        backbone.set_max_length(config.max_length)
+
+
+def load(run_dir: str | Path) -> FitResult:
+    """Load a saved run directory (from `fit` or `optimize`)."""
+    from safetensors.torch import load_file
+
+    from .errors import RunDirError
+
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise RunDirError(f"run directory not found: {folder}")
+    config = FitConfig.from_dict(read_json(folder / "config.json"))
+    model_info = read_json(folder / "model.json")
+    classes = read_json(folder / "labels.json")["classes"]
+    backbone = rebuild_backbone(model_info["backbone"], folder / "backbone")
+    model = TransferModel(backbone, len(classes))
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise RunDirError(f"{folder} is not a complete transferopt run: model.safetensors is missing")
+    model.load_state_dict(load_file(str(weights)))
+    model.eval()
+    return FitResult(
+        model=model, config=config, classes=classes, metrics=read_json(folder / "metrics.json"),
+        history=read_json(folder / "history.json"), data_summary=read_json(folder / "data.json"), run_dir=folder,
+    )

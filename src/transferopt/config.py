@@ -1,0 +1,89 @@
+"""Run configuration as a dataclass that round-trips to JSON and is saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+CLASS_WEIGHT_CHOICES = ("auto", "balanced", "none")
+METRIC_CHOICES = ("accuracy", "macro_f1", "auc")
+
+
+@dataclass
+class FitConfig:
+    """Everything needed to reproduce one transfer run (data, model, strategy, training)."""
+
+    data: str = field(metadata={"help": "data spec: folder, .npz, table file/folder or builtin:digits"})
+    model: str = field(metadata={"help": "backbone name (see `transferopt models`)"})
+    strategy: str = field(default="linear-probe", metadata={"help": "what to update (see strategies)"})
+    strategy_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "strategy knobs"})
+    shots: int | None = field(default=None, metadata={"help": "labelled training examples per class"})
+    val_shots: int | None = field(
+        default=None, metadata={"help": "validation examples per class when --shots is set (default: shots)"}
+    )
+    val_fraction: float = field(default=0.2, metadata={"help": "held-out share when no val split exists"})
+    seed: int = 0
+    epochs: int = field(default=10, metadata={"help": "maximum epochs of gradient training"})
+    lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: strategy's)"})
+    head_lr_scale: float = field(default=10.0, metadata={"help": "head LR = lr x this (new head)"})
+    weight_decay: float = 0.01
+    layer_decay: float = field(default=1.0, metadata={"help": "LR x decay^depth-from-top per group"})
+    l2sp: float = field(default=0.0, metadata={"help": "L2-SP strength toward pretrained weights"})
+    warmup_fraction: float = 0.1
+    batch_size: int = 32
+    patience: int = field(default=3, metadata={"help": "early-stop after this many epochs w/o gain"})
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    augment: bool = field(default=False, metadata={"help": "random crops/flips (disables the cache)"})
+    image_size: int | None = field(default=None, metadata={"help": "input side in px (default: auto)"})
+    max_length: int = field(default=128, metadata={"help": "max tokens per text"})
+    class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})
+    metric: str = field(default="accuracy", metadata={"help": "validation metric for early stopping"})
+    text_col: str | None = None
+    label_col: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.shots is None or self.shots >= 1, f"--shots must be >= 1, got {self.shots}"),
+            (self.val_shots is None or self.val_shots >= 1, f"--val-shots must be >= 1, got {self.val_shots}"),
+            (0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (0.0 < self.layer_decay <= 1.0, f"layer_decay must be in (0, 1], got {self.layer_decay}"),
+            (self.l2sp >= 0, f"l2sp must be >= 0, got {self.l2sp}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0.0 <= self.warmup_fraction < 1.0, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}"),
+            (self.image_size is None or self.image_size >= 16, f"--image-size too small: {self.image_size}"),
+            (self.class_weight in CLASS_WEIGHT_CHOICES, f"class_weight must be one of {CLASS_WEIGHT_CHOICES}"),
+            (self.metric in METRIC_CHOICES, f"--metric must be one of {METRIC_CHOICES}, got {self.metric!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FitConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> FitConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> FitConfig:
+        return dataclasses.replace(self, **changes)

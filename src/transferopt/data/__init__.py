@@ -1,0 +1,25 @@
+"""Data: read a DATA spec, validate it, split it, take K shots."""
+
+from __future__ import annotations
+
+from .sources import read_source
+from .splits import build_task
+from .types import ImageInputs, Split, TaskData, TextInputs
+
+
+def load_task_data(
+    spec: str,
+    *,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    shots: int | None = None,
+    val_shots: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> TaskData:
+    """Load and validate a data set; raise `DataError` with a one-line message on bad input."""
+    raw = read_source(spec, text_col=text_col, label_col=label_col)
+    return build_task(raw, spec, shots=shots, val_shots=val_shots, val_fraction=val_fraction, seed=seed)
+
+
+__all__ = ["ImageInputs", "Split", "TaskData", "TextInputs", "load_task_data"]

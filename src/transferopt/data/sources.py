@@ -1,0 +1,260 @@
+"""Readers for each kind of DATA argument. Each returns raw splits with string labels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ConfigError, DataError
+from .types import ImageInputs, Inputs, TextInputs
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+TABLE_SUFFIXES = {".csv", ".jsonl", ".json", ".parquet", ".tsv"}
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+LABEL_COLUMN_NAMES = ("label", "labels", "category", "class", "intent", "target", "y")
+TEXT_COLUMN_NAMES = ("text", "sentence", "query", "utterance", "content", "review", "question", "input")
+# A few unreadable files among many are skipped and reported; beyond this share it is an error,
+# because the folder is probably not what the user meant.
+MAX_SKIPPED_SHARE = 0.1
+
+
+@dataclass
+class RawSplit:
+    inputs: Inputs
+    labels: list[str]
+
+
+@dataclass
+class RawData:
+    modality: str
+    splits: dict[str, RawSplit]
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_source(spec: str, text_col: str | None = None, label_col: str | None = None) -> RawData:
+    """Dispatch on the DATA spec: builtin name, .npz, table file, folder of tables or of images."""
+    if spec.startswith("builtin:"):
+        return read_builtin(spec.removeprefix("builtin:"))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"data path does not exist: {spec}")
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return read_npz(path)
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            return read_tables({"train": path}, text_col, label_col)
+        raise DataError(f"unsupported data file {spec}: expected .npz, .csv, .tsv, .jsonl, .json or .parquet")
+    tables = find_split_tables(path)
+    if tables:
+        return read_tables(tables, text_col, label_col)
+    return read_image_folder(path)
+
+
+# ---------------------------------------------------------------- builtin
+
+
+def read_builtin(name: str) -> RawData:
+    if name != "digits":
+        raise DataError(f"unknown builtin data set {name!r}; available: digits")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    # 0..16 grey levels -> 0..255 so they look like ordinary 8-bit images.
+    images = np.clip(digits.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+    labels = np.array([str(t) for t in digits.target])
+    # A fixed test split (independent of the user's seed) so `evaluate --split test` is comparable.
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=0.3, stratify=labels, random_state=1234
+    )
+    return RawData(
+        modality="image",
+        splits={
+            "train": RawSplit(ImageInputs(arrays=images[train_idx]), list(labels[train_idx])),
+            "test": RawSplit(ImageInputs(arrays=images[test_idx]), list(labels[test_idx])),
+        },
+    )
+
+
+# ---------------------------------------------------------------- npz (MedMNIST style)
+
+
+def read_npz(path: Path) -> RawData:
+    try:
+        archive = np.load(path, allow_pickle=False)
+        keys = set(archive.files)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    splits = {}
+    for split in ("train", "val", "test"):
+        if f"{split}_images" not in keys:
+            continue
+        if f"{split}_labels" not in keys:
+            raise DataError(f"{path}: has {split}_images but no {split}_labels")
+        images = archive[f"{split}_images"]
+        labels = archive[f"{split}_labels"]
+        if images.ndim not in (3, 4) or len(images) != len(labels):
+            raise DataError(f"{path}: {split}_images has shape {images.shape}, labels {labels.shape}")
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            raise DataError(f"{path}: {split}_labels is multi-label {labels.shape}; only single-label tasks")
+        splits[split] = RawSplit(
+            ImageInputs(arrays=to_uint8(images)), [str(int(v)) for v in labels.reshape(-1)]
+        )
+    if "train" not in splits:
+        raise DataError(f"{path}: no train_images/train_labels arrays (found: {', '.join(sorted(keys))})")
+    return RawData(modality="image", splits=splits)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    if images.dtype == np.uint8:
+        return images
+    high = float(images.max()) if images.size else 1.0
+    scale = 255.0 if high <= 1.0 else 1.0
+    return np.clip(images * scale, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- image folders
+
+
+def read_image_folder(root: Path) -> RawData:
+    """`<split>/<class>/files` or `<class>/files`."""
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        raise DataError(f"{root}: no class folders found (expected <class>/files or <split>/<class>/files)")
+    split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES}
+    if split_dirs and "train" not in split_dirs:
+        raise DataError(f"{root}: split folders {sorted(split_dirs)} but no train/ folder")
+    layout = split_dirs or {"train": root}
+    splits, skipped = {}, []
+    for split, folder in layout.items():
+        paths, labels, bad = scan_class_folders(folder)
+        skipped.extend(bad)
+        splits[split] = RawSplit(ImageInputs(paths=paths), labels)
+    total = sum(len(s.labels) for s in splits.values()) + len(skipped)
+    if total == 0:
+        raise DataError(f"{root}: no files found in the class folders")
+    if len(skipped) > MAX_SKIPPED_SHARE * total:
+        raise DataError(
+            f"{root}: {len(skipped)} of {total} files are not readable images, e.g. {skipped[0]}"
+        )
+    if skipped:
+        log.warning("skipped %d unreadable file(s): %s", len(skipped), ", ".join(skipped[:5]))
+    return RawData(modality="image", splits=splits, skipped=skipped)
+
+
+def scan_class_folders(folder: Path) -> tuple[list[Path], list[str], list[str]]:
+    paths, labels, bad = [], [], []
+    for class_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        for file in sorted(f for f in class_dir.rglob("*") if f.is_file() and not f.name.startswith(".")):
+            if is_readable_image(file):
+                paths.append(file)
+                labels.append(class_dir.name)
+            else:
+                bad.append(str(file))
+    return paths, labels, bad
+
+
+def is_readable_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return False
+
+
+# ---------------------------------------------------------------- tables (CSV / JSONL / Parquet)
+
+
+def find_split_tables(folder: Path) -> dict[str, Path]:
+    tables: dict[str, Path] = {}
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and file.suffix.lower() in TABLE_SUFFIXES:
+            split = SPLIT_ALIASES.get(file.stem.lower())
+            if split and split not in tables:
+                tables[split] = file
+    if tables and "train" not in tables:
+        raise DataError(f"{folder}: tables for {sorted(tables)} but no train.* table")
+    return tables
+
+
+def read_table(path: Path):
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        if suffix == ".tsv":
+            return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=suffix == ".jsonl")
+    except Exception as exc:  # pandas raises many parser error types; all mean "unreadable table"
+        raise DataError(f"cannot read table {path}: {str(exc).splitlines()[0]}") from None
+
+
+def read_tables(tables: dict[str, Path], text_col: str | None, label_col: str | None) -> RawData:
+    splits, skipped = {}, []
+    columns: tuple[str, str] | None = None
+    for split, path in tables.items():
+        frame = read_table(path)
+        if frame.empty:
+            raise DataError(f"table {path} has no rows")
+        columns = columns or choose_columns(frame, path, text_col, label_col)
+        text, label = columns
+        for column in columns:
+            if column not in frame.columns:
+                raise DataError(f"table {path} has no column {column!r}; columns: {', '.join(frame.columns)}")
+        texts, labels = [], []
+        for row_number, (value, target) in enumerate(zip(frame[text], frame[label], strict=True), start=2):
+            if not isinstance(value, str) or not value.strip() or target is None or str(target) in ("", "nan"):
+                skipped.append(f"{path.name}:{row_number}")
+                continue
+            texts.append(value.strip())
+            labels.append(str(target))
+        splits[split] = RawSplit(TextInputs(texts), labels)
+    if skipped:
+        log.warning("skipped %d row(s) with an empty text or label: %s", len(skipped), ", ".join(skipped[:5]))
+    if not splits["train"].labels:
+        raise DataError(f"table {tables['train']}: every row has an empty text or label")
+    return RawData(modality="text", splits=splits, skipped=skipped)
+
+
+def is_string_column(column) -> bool:
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    return is_string_dtype(column) or is_object_dtype(column)
+
+
+def choose_columns(frame, path: Path, text_col: str | None, label_col: str | None) -> tuple[str, str]:
+    """Use the user's columns, else conventional names, else the longest-string / fewest-values columns."""
+    names = [str(c) for c in frame.columns]
+    for given, option in ((text_col, "--text-col"), (label_col, "--label-col")):
+        if given is not None and given not in names:
+            raise ConfigError(f"{option} {given!r} is not a column of {path}; columns: {', '.join(names)}")
+    lower = {n.lower(): n for n in names}
+    label = label_col or next((lower[n] for n in LABEL_COLUMN_NAMES if n in lower), None)
+    text = text_col or next((lower[n] for n in TEXT_COLUMN_NAMES if n in lower and lower[n] != label), None)
+    string_columns = [n for n in names if is_string_column(frame[n]) and n != label]
+    if text is None and string_columns:
+        text = max(string_columns, key=lambda n: frame[n].astype(str).str.len().mean())
+    if label is None:
+        others = [n for n in names if n != text]
+        label = min(others, key=lambda n: frame[n].nunique()) if others else None
+    if text is None or label is None or text == label:
+        raise DataError(
+            f"cannot tell the text and label columns of {path} ({', '.join(names)}); "
+            "pass --text-col and --label-col"
+        )
+    return text, label

@@ -1,0 +1,161 @@
+"""In-memory data set types: image or text inputs with integer labels and a label map."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError
+
+
+class ImageInputs:
+    """Images held as file paths (decoded lazily) or as a uint8 array (N, H, W[, C])."""
+
+    def __init__(self, paths: Sequence[Path] | None = None, arrays: np.ndarray | None = None) -> None:
+        if (paths is None) == (arrays is None):
+            raise ValueError("give exactly one of paths or arrays")
+        self.paths = [Path(p) for p in paths] if paths is not None else None
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.paths) if self.paths is not None else len(self.arrays)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> ImageInputs:
+        index = np.asarray(index, dtype=np.int64)
+        if self.paths is not None:
+            return ImageInputs(paths=[self.paths[i] for i in index])
+        return ImageInputs(arrays=self.arrays[index])
+
+    def load(self, i: int) -> Image.Image:
+        if self.arrays is not None:
+            return array_to_rgb(self.arrays[i])
+        path = self.paths[i]
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot decode image {path}: {exc}") from None
+
+    def median_side(self, sample: int = 64) -> int:
+        """Median of min(height, width) over a sample; used to pick a sensible input size."""
+        if self.arrays is not None:
+            return int(min(self.arrays.shape[1:3]))
+        sides = []
+        for path in self.paths[:sample]:
+            try:
+                with Image.open(path) as image:
+                    sides.append(min(image.size))
+            except OSError:
+                continue
+        return int(np.median(sides)) if sides else 224
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        if self.arrays is not None:
+            digest.update(str(self.arrays.shape).encode())
+            digest.update(np.ascontiguousarray(self.arrays).tobytes())
+        else:
+            for path in self.paths:
+                stat = path.stat()
+                digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def describe(self, i: int) -> str:
+        return str(self.paths[i]) if self.paths is not None else f"array[{i}]"
+
+
+def array_to_rgb(array: np.ndarray) -> Image.Image:
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    elif array.ndim == 3 and array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return Image.fromarray(np.asarray(array, dtype=np.uint8), mode="RGB")
+
+
+class TextInputs:
+    """A list of texts."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = list(texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> TextInputs:
+        return TextInputs([self.texts[i] for i in np.asarray(index, dtype=np.int64)])
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256("\x1f".join(self.texts).encode()).hexdigest()[:16]
+
+    def describe(self, i: int) -> str:
+        return repr(self.texts[i][:60])
+
+
+Inputs = ImageInputs | TextInputs
+
+
+@dataclass
+class Split:
+    """One split: inputs and integer labels (indices into the task's classes)."""
+
+    inputs: Inputs
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> Split:
+        index = np.asarray(index, dtype=np.int64)
+        return Split(self.inputs.subset(index), self.labels[index])
+
+    def fingerprint(self) -> str:
+        labels = hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes()).hexdigest()[:8]
+        return f"{self.inputs.fingerprint()}-{labels}"
+
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        return np.bincount(self.labels, minlength=num_classes)
+
+
+@dataclass
+class TaskData:
+    """A classification task ready for training: splits, class names and what was skipped."""
+
+    modality: str
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split | None = None
+    source: str = ""
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> Split:
+        chosen = {"train": self.train, "val": self.val, "test": self.test}.get(name)
+        if chosen is None:
+            have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]
+            raise DataError(f"{self.source}: no {name!r} split; available: {', '.join(have)}")
+        return chosen
+
+    def summary(self) -> dict:
+        counts = {
+            name: {c: int(n) for c, n in zip(self.classes, split.class_counts(self.num_classes), strict=True)}
+            for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
+            if split is not None
+        }
+        return {
+            "source": self.source,
+            "modality": self.modality,
+            "classes": self.classes,
+            "counts": counts,
+            "skipped": self.skipped,
+            "notes": self.notes,
+        }

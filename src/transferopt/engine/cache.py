@@ -1,0 +1,113 @@
+"""Frozen-prefix feature cache.
+
+When the first m layer groups are frozen and preprocessing is deterministic, their output is the same
+every epoch and every run: compute it once, keep it in memory, and store it on disk keyed by
+(model weights, data, preprocessing, m) so later runs on the same data skip the forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data.types import Split
+from ..models.base import Backbone, State
+from .progress import progress_bar
+from .states import concat_states, to_device
+
+# Above this size a cache entry stays in memory only: writing and re-reading gigabytes of decoded
+# pixels is slower than decoding again.
+MAX_DISK_BYTES = 2 * 1024**3
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("TRANSFEROPT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "transferopt"
+    )
+    return Path(root) / "features"
+
+
+@dataclass
+class CacheStats:
+    hits_memory: int = 0
+    hits_disk: int = 0
+    misses: int = 0
+    compute_s: float = 0.0
+    keys: list[str] = field(default_factory=list)
+
+
+class FeatureCache:
+    """Memory + disk cache of prefix outputs. `directory=None` disables the disk layer."""
+
+    def __init__(self, directory: Path | None = None, use_disk: bool = True) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.use_disk = use_disk
+        self.memory: dict[str, State] = {}
+        self.stats = CacheStats()
+
+    def key(self, backbone: Backbone, weights: str, split: Split, prefix: int) -> str:
+        payload = json.dumps(
+            [backbone.name, weights, split.fingerprint(), backbone.preprocessing_signature(False), prefix]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+    def states(
+        self, backbone: Backbone, weights: str, split: Split, prefix: int, batch_size: int,
+        device: torch.device, label: str = "",
+    ) -> State:
+        key = self.key(backbone, weights, split, prefix)
+        self.stats.keys.append(key)
+        if key in self.memory:
+            self.stats.hits_memory += 1
+            return self.memory[key]
+        path = self.directory / f"{key}.safetensors"
+        if self.use_disk and path.exists():
+            try:
+                states = load_file(str(path))
+                self.stats.hits_disk += 1
+                self.memory[key] = states
+                return states
+            except Exception:  # a truncated/corrupt cache file is just a miss
+                path.unlink(missing_ok=True)
+        self.stats.misses += 1
+        start = time.perf_counter()
+        states = compute_prefix_states(backbone, split, prefix, batch_size, device, label)
+        self.stats.compute_s += time.perf_counter() - start
+        self.memory[key] = states
+        if self.use_disk and sum(t.numel() * t.element_size() for t in states.values()) <= MAX_DISK_BYTES:
+            write_atomically(path, states)
+        return states
+
+
+def compute_prefix_states(
+    backbone: Backbone, split: Split, prefix: int, batch_size: int, device: torch.device, label: str = ""
+) -> State:
+    was_training = backbone.training
+    backbone.eval()
+    parts = []
+    with torch.no_grad(), progress_bar(f"features {label}".strip(), total=len(split)) as advance:
+        for start in range(0, len(split), batch_size):
+            index = list(range(start, min(start + batch_size, len(split))))
+            state = to_device(backbone.prepare(split.inputs, index, train=False), device)
+            state = backbone.run_groups(state, 0, prefix)
+            if prefix == backbone.num_groups:
+                # Nothing downstream but pooling: store the pooled vector, far smaller than the map.
+                state = {"features": backbone.pool(state)}
+            parts.append({k: v.detach().cpu().contiguous() for k, v in state.items()})
+            advance(len(index))
+    backbone.train(was_training)
+    return concat_states(parts)
+
+
+def write_atomically(path: Path, states: State) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in states.items()}, str(temporary))
+    os.replace(temporary, path)

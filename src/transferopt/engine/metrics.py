@@ -1,0 +1,49 @@
+"""Classification metrics from predicted probabilities (scikit-learn where it has them)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins (Guo et al., 2017); scikit-learn has no multi-class ECE."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    from sklearn.metrics import f1_score, recall_score, roc_auc_score
+
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = probs / probs.sum(axis=1, keepdims=True)  # float32 softmax sums drift from 1 in float64
+    predictions = probs.argmax(axis=1)
+    present = np.unique(labels)
+    label_ids = list(range(len(classes)))
+    recall = recall_score(labels, predictions, labels=label_ids, average=None, zero_division=0)
+    metrics = {
+        "n": int(len(labels)),
+        "accuracy": float((predictions == labels).mean()),
+        "macro_f1": float(f1_score(labels, predictions, labels=present, average="macro", zero_division=0)),
+        "per_class_recall": {
+            classes[i]: float(recall[i]) for i in label_ids if i in set(present.tolist())
+        },
+        "ece": expected_calibration_error(probs, labels),
+        "log_loss": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean()),
+    }
+    if len(classes) == 2 and len(present) == 2:
+        metrics["auc"] = float(roc_auc_score(labels, probs[:, 1]))
+    elif len(present) == len(classes) > 2:
+        metrics["auc"] = float(roc_auc_score(labels, probs, multi_class="ovr", labels=label_ids))
+    return metrics
+
+
+def score(metrics: dict, name: str) -> float:
+    """The validation score to maximise; AUC falls back to accuracy when undefined."""
+    return float(metrics.get(name, metrics["accuracy"]))

@@ -1,0 +1,31 @@
+"""Progress display on stderr (rich), silent when not attached to a terminal or when disabled."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("TRANSFEROPT_PROGRESS", "auto") == "1" or (
+        os.environ.get("TRANSFEROPT_PROGRESS", "auto") == "auto" and sys.stderr.isatty()
+    )
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield an `advance(n)` callable; a rich bar is drawn only when progress is enabled."""
+    if not progress_enabled():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -1,0 +1,175 @@
+"""Train one plan: head-first fitting, frozen-prefix caching, the training loop, LoRA merging."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import FitConfig
+from ..data.types import Split, TaskData
+from ..models.base import TransferModel
+from ..strategies.base import Strategy
+from ..strategies.lora import adapter_of, merge_adapter
+from .cache import FeatureCache
+from .head import fit_logistic_head
+from .states import CachedBatches, RawBatches
+from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, train
+
+# Class weighting switches on automatically when the largest class is this many times the smallest.
+AUTO_BALANCE_RATIO = 3.0
+
+
+@dataclass
+class RunOutcome:
+    prefix: int
+    history: TrainHistory | None
+    head_fit: dict | None
+    timing: dict[str, float]
+    adapter: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    trainable_params: int = 0
+    trained_groups: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def balance_classes(config: FitConfig, labels: np.ndarray, num_classes: int) -> bool:
+    if config.class_weight != "auto":
+        return config.class_weight == "balanced"
+    counts = np.bincount(labels, minlength=num_classes)
+    return counts.max() >= AUTO_BALANCE_RATIO * max(counts.min(), 1)
+
+
+def class_weight_tensor(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = len(labels) / (num_classes * np.maximum(counts, 1.0))
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def frozen_prefix(model: TransferModel) -> int:
+    """Leading layer groups with nothing to train, snapped to a point where the backbone can resume."""
+    backbone = model.backbone
+    params = dict(backbone.named_parameters())
+    first = next(
+        (i for i, names in enumerate(backbone.param_groups()) if any(params[n].requires_grad for n in names)),
+        backbone.num_groups,
+    )
+    return max(b for b in backbone.cache_boundaries() if b <= first)
+
+
+class Transfer:
+    """Runs a strategy on a model and data, sharing one feature cache."""
+
+    def __init__(self, model: TransferModel, data: TaskData, config: FitConfig, cache: FeatureCache) -> None:
+        self.model = model
+        self.data = data
+        self.config = config
+        self.cache = cache
+        self.device = resolve_device(config.device)
+        self.weights = model.backbone.weights_fingerprint()
+
+    def states(self, split: Split, prefix: int, label: str):
+        return self.cache.states(
+            self.model.backbone, self.weights, split, prefix, self.config.batch_size, self.device, label
+        )
+
+    def batches(self, split: Split, prefix: int, label: str) -> CachedBatches:
+        return CachedBatches(self.states(split, prefix, label), split.labels, self.config.batch_size)
+
+    def run(self, strategy: Strategy, hooks: list[EpochHook] | None = None) -> RunOutcome:
+        config, data, model = self.config, self.data, self.model
+        torch.manual_seed(config.seed)
+        model.to(self.device)
+        started = time.perf_counter()
+        compute_before = self.cache.stats.compute_s
+        balanced = balance_classes(config, data.train.labels, data.num_classes)
+        head_fit = None
+        timing: dict[str, float] = {}
+        if strategy.fits_head_first:
+            t = time.perf_counter()
+            head_fit = self.fit_head(strategy, balanced)
+            timing["head_fit_s"] = time.perf_counter() - t - (self.cache.stats.compute_s - compute_before)
+        strategy.apply(model)
+        model.to(self.device)
+        prefix = frozen_prefix(model)
+        trainable, trained_groups = describe_trainable(model)
+        history = None
+        if strategy.trains:
+            history = self.train(strategy, prefix, balanced, hooks)
+        adapter = export_adapter(model)
+        merge_adapter(model)
+        timing["feature_cache_s"] = self.cache.stats.compute_s - compute_before
+        timing["train_s"] = history.train_s if history else 0.0
+        timing["fit_s"] = time.perf_counter() - started
+        notes = [f"balanced class weights (train counts {np.bincount(data.train.labels).tolist()})"] if balanced else []
+        return RunOutcome(prefix, history, head_fit, timing, adapter, notes, trainable, trained_groups)
+
+    def fit_head(self, strategy: Strategy, balanced: bool) -> dict:
+        n = self.model.backbone.num_groups
+        train_features = self.states(self.data.train, n, "train")["features"].numpy()
+        val_features = self.states(self.data.val, n, "val")["features"].numpy()
+        c_values = getattr(strategy.options, "c_values", None) or [1.0]
+        return fit_logistic_head(
+            self.model.classifier, train_features, self.data.train.labels, val_features, self.data.val.labels,
+            self.data.classes, c_values, "balanced" if balanced else None, self.config.metric, self.config.seed,
+        )
+
+    def train(self, strategy: Strategy, prefix: int, balanced: bool, hooks: list[EpochHook] | None) -> TrainHistory:
+        config, data = self.config, self.data
+        modality = self.model.backbone.modality
+        if config.augment and modality == "image":
+            train_batches = RawBatches(self.model.backbone, data.train, config.batch_size, prefix, True, self.device)
+        else:
+            train_batches = self.batches(data.train, prefix, "train")
+        settings = TrainSettings(
+            epochs=config.epochs,
+            lr=config.lr or strategy.default_lr(modality),
+            head_lr_scale=strategy.head_lr_scale(config.head_lr_scale),
+            weight_decay=config.weight_decay,
+            layer_decay=config.layer_decay,
+            l2sp=config.l2sp,
+            warmup_fraction=config.warmup_fraction,
+            patience=config.patience,
+            grad_clip=config.grad_clip,
+            label_smoothing=config.label_smoothing,
+            metric=config.metric,
+            seed=config.seed,
+            class_weights=class_weight_tensor(data.train.labels, data.num_classes) if balanced else None,
+        )
+        return train(
+            self.model, train_batches, self.batches(data.val, prefix, "val"), data.val.labels, data.classes,
+            prefix, settings, self.device, hooks,
+        )
+
+    def probabilities(self, split: Split, prefix: int, label: str) -> np.ndarray:
+        return predict_probabilities(self.model, self.batches(split, prefix, label), prefix, self.device)
+
+
+def describe_trainable(model: TransferModel) -> tuple[int, list[str]]:
+    """Number of trainable parameters (head included) and the names of layer groups that train."""
+    backbone = model.backbone
+    params = dict(backbone.named_parameters())
+    groups = [
+        name for name, names in zip(backbone.group_names, backbone.param_groups(), strict=True)
+        if any(params[n].requires_grad for n in names)
+    ]
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), groups
+
+
+def export_adapter(model: TransferModel) -> dict[str, Any] | None:
+    """The LoRA adapter (peft config + weights) before it is merged, so it can be saved via peft."""
+    peft_model = adapter_of(model)
+    if peft_model is None:
+        return None
+    from peft import get_peft_model_state_dict
+
+    state = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+    return {"config": peft_model.peft_config["default"], "state": state}

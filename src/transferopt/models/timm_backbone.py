@@ -1,0 +1,163 @@
+"""Image backbones from timm, split into layer groups that can run one after another."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.types import ImageInputs
+from .base import Backbone, State
+
+# Input side used when the user's images are much smaller than the model's native size: upsampling
+# 28 px X-rays to 224 px costs 16x the compute for no new information; 4x the source side keeps
+# enough spatial resolution for a stride-32 network while staying cheap.
+AUTO_SIZE_FACTOR = 4
+MIN_AUTO_SIZE = 64
+
+
+def _sequential(*modules: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        for module in modules:
+            x = module(x)
+        return x
+
+    return run
+
+
+def split_into_groups(net: nn.Module) -> tuple[list[str], list[list[nn.Module]], bool]:
+    """Return (names, modules per group, sequential?) for the timm families we can run stage by stage.
+
+    Group boundaries follow each model's own `group_matcher` (stem, each block stage, final conv).
+    Families outside the list are one group: every strategy still works, only partial caching does not.
+    """
+    if all(hasattr(net, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):  # EfficientNet/MobileNet
+        stages = list(net.blocks)
+        return (
+            ["stem", *[f"blocks.{i}" for i in range(len(stages))], "head_conv"],
+            [[net.conv_stem, net.bn1], *[[s] for s in stages], [net.conv_head, net.bn2]],
+            True,
+        )
+    if all(hasattr(net, a) for a in ("conv1", "bn1", "act1", "maxpool", "layer1", "layer4")):  # ResNet
+        layers = [getattr(net, f"layer{i}") for i in range(1, 5)]
+        return (
+            ["stem", "layer1", "layer2", "layer3", "layer4"],
+            [[net.conv1, net.bn1, net.act1, net.maxpool], *[[layer] for layer in layers]],
+            True,
+        )
+    if all(hasattr(net, a) for a in ("stem", "stages", "norm_pre")):  # ConvNeXt and similar
+        stages = list(net.stages)
+        return (
+            ["stem", *[f"stages.{i}" for i in range(len(stages))], "norm_pre"],
+            [[net.stem], *[[s] for s in stages], [net.norm_pre]],
+            True,
+        )
+    return ["features"], [[net]], False
+
+
+class TimmBackbone(Backbone):
+    kind = "timm"
+    modality = "image"
+
+    def __init__(self, name: str, net: nn.Module, arch: str, data_config: dict[str, Any] | None = None) -> None:
+        super().__init__(name)
+        import timm.data
+
+        self.arch = arch
+        # The source (e.g. ImageNet) classifier is kept aside for transferability scores such as LEEP;
+        # it is not part of the trainable network.
+        classifier = net.get_classifier()
+        self.__dict__["source_head"] = classifier if isinstance(classifier, nn.Linear) else None
+        net.reset_classifier(0)
+        self.net = net
+        self.data_config = dict(data_config or timm.data.resolve_data_config({}, model=net))
+        self.data_config["input_size"] = tuple(self.data_config["input_size"])
+        self._names, self._modules_per_group, self.sequential = split_into_groups(net)
+        self._runs = (
+            [_sequential(*mods) for mods in self._modules_per_group] if self.sequential else [net.forward_features]
+        )
+        self._transforms: dict[bool, Callable] = {}
+
+    # -- structure ----------------------------------------------------------------------------
+    @property
+    def group_names(self) -> list[str]:
+        return list(self._names)
+
+    def group_modules(self) -> list[nn.Module]:
+        return [nn.ModuleList(mods) for mods in self._modules_per_group]
+
+    @property
+    def num_features(self) -> int:
+        return int(self.net.num_features)
+
+    def cache_boundaries(self) -> list[int]:
+        return list(range(self.num_groups + 1)) if self.sequential else [0, self.num_groups]
+
+    # -- preprocessing ------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return int(self.data_config["input_size"][-1])
+
+    def set_image_size(self, size: int | None, source_side: int | None = None) -> None:
+        """Use `size`, or pick one from the source images' side when they are much smaller."""
+        native = self.image_size
+        if size is None and source_side is not None and AUTO_SIZE_FACTOR * source_side < native:
+            size = max(MIN_AUTO_SIZE, 32 * round(AUTO_SIZE_FACTOR * source_side / 32))
+        if size is None or size == native:
+            return
+        self.data_config["input_size"] = (3, int(size), int(size))
+        if size < native:
+            # Small source images: keep the whole picture rather than centre-cropping part of it away.
+            self.data_config["crop_pct"] = 1.0
+        self._transforms.clear()
+
+    def transform(self, train: bool) -> Callable:
+        if train not in self._transforms:
+            import timm.data
+
+            cfg = self.data_config
+            options = dict(
+                input_size=cfg["input_size"], interpolation=cfg.get("interpolation", "bilinear"),
+                mean=cfg["mean"], std=cfg["std"],
+            )
+            if train:
+                options.update(is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=0.0)
+            else:
+                options.update(crop_pct=cfg.get("crop_pct", 0.875), crop_mode=cfg.get("crop_mode", "center"))
+            self._transforms[train] = timm.data.create_transform(**options)
+        return self._transforms[train]
+
+    def prepare(self, inputs: ImageInputs, index: Sequence[int], train: bool = False) -> State:
+        transform = self.transform(train)
+        return {"x": torch.stack([transform(inputs.load(int(i))) for i in index])}
+
+    def preprocessing_signature(self, train: bool = False) -> str:
+        return json.dumps({"data_config": self.data_config, "train": train}, sort_keys=True, default=str)
+
+    @property
+    def deterministic_preprocessing(self) -> bool:
+        return True
+
+    # -- computation --------------------------------------------------------------------------
+    def run_groups(self, state: State, start: int, stop: int) -> State:
+        x = state["x"]
+        for run in self._runs[start:stop]:
+            x = run(x)
+        return {"x": x}
+
+    def pool(self, state: State) -> torch.Tensor:
+        return self.net.forward_head(state["x"], pre_logits=True)
+
+    # -- saving -------------------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "arch": self.arch, "data_config": self.data_config}
+
+    def default_lora_targets(self) -> list[str]:
+        # Pointwise (1x1) convolutions and linear layers carry most parameters in timm CNNs and ViTs.
+        names = {n.rsplit(".", 1)[-1] for n, m in self.net.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)}
+        preferred = [t for t in ("conv_pw", "conv_pwl", "conv1", "conv2", "conv3", "qkv", "proj", "fc1", "fc2")
+                     if t in names]
+        return preferred or sorted(names)

@@ -1,0 +1,78 @@
+"""Strategy protocol: decide WHAT trains, as a plan over the backbone's layer groups."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import nn
+
+from .._registry import Registry
+from ..errors import ConfigError
+from ..models.base import TransferModel
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """This strategy has no options."""
+
+
+class Strategy(ABC):
+    """Base class. Subclasses register with `@STRATEGIES.register(name)` and declare an `Options` dataclass."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    #: Fit the head by logistic regression on frozen features before anything else.
+    fits_head_first: ClassVar[bool] = False
+    #: Whether gradient training follows (False only for the pure linear probe).
+    trains: ClassVar[bool] = True
+
+    def __init__(self, **options: Any) -> None:
+        fields = {f.name for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            valid = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(f"strategy {self.name!r} has no option(s) {', '.join(unknown)}; valid: {valid}")
+        self.options = self.Options(**options)
+
+    @abstractmethod
+    def apply(self, model: TransferModel) -> None:
+        """Set `requires_grad` (and inject adapters) on `model`; the head always trains."""
+
+    def default_lr(self, modality: str) -> float:
+        return 1e-4 if modality == "image" else 5e-5
+
+    def head_lr_scale(self, configured: float) -> float:
+        return configured
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dataclasses.asdict(self.options)}
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def make_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
+    return STRATEGIES.get(name)(**(options or {}))
+
+
+def freeze_backbone(model: TransferModel) -> None:
+    for parameter in model.backbone.parameters():
+        parameter.requires_grad_(False)
+    for parameter in model.head.parameters():
+        parameter.requires_grad_(True)
+
+
+def train_groups(model: TransferModel, first: int) -> None:
+    """Freeze everything, then unfreeze layer groups [first, n) and the head."""
+    freeze_backbone(model)
+    backbone = model.backbone
+    params = dict(backbone.named_parameters())
+    for group in backbone.param_groups()[first:]:
+        for name in group:
+            params[name].requires_grad_(True)
+
+
+def trainable_parameter_names(model: nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]

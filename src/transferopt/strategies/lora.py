@@ -1,0 +1,91 @@
+"""LoRA through the peft library, restricted to chosen module types inside the last layer groups."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.base import TransferModel
+from .base import STRATEGIES, Strategy, freeze_backbone
+
+ADAPTER_ATTRIBUTE = "peft_model"
+
+
+@dataclasses.dataclass
+class LoraOptions:
+    rank: int = dataclasses.field(default=8, metadata={"help": "LoRA rank r"})
+    alpha: float = dataclasses.field(default=16.0, metadata={"help": "LoRA scaling alpha"})
+    dropout: float = 0.0
+    target_modules: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "module-name suffixes to adapt (default: the backbone's choice)"}
+    )
+    last_k: int | None = dataclasses.field(
+        default=None, metadata={"help": "adapt only modules in the last k layer groups (default: all)"}
+    )
+
+
+@STRATEGIES.register("lora")
+class Lora(Strategy):
+    """Low-rank adapters on the chosen layers; backbone weights stay frozen."""
+
+    name = "lora"
+    Options = LoraOptions
+
+    def default_lr(self, modality: str) -> float:
+        return 1e-3 if modality == "image" else 5e-4
+
+    def target_names(self, model: TransferModel) -> list[str]:
+        backbone = model.backbone
+        suffixes = self.options.target_modules or backbone.default_lora_targets()
+        n = backbone.num_groups
+        k = self.options.last_k or n
+        if not 1 <= k <= n:
+            raise ConfigError(f"lora: last_k must be between 1 and {n}, got {k}")
+        net_names = {id(m): name for name, m in backbone.net.named_modules()}
+        names = []
+        for group in backbone.group_modules()[n - k :]:
+            for module in group.modules():
+                name = net_names.get(id(module))
+                if (name and isinstance(module, nn.Linear | nn.Conv2d)
+                        and name.rsplit(".", 1)[-1] in suffixes):
+                    names.append(name)
+        if not names:
+            raise ConfigError(f"lora: no Linear/Conv2d module named {suffixes} in the last {k} layer groups")
+        return sorted(set(names))
+
+    def apply(self, model: TransferModel) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        if self.options.rank < 1:
+            raise ConfigError(f"lora: rank must be >= 1, got {self.options.rank}")
+        targets = self.target_names(model)
+        config = LoraConfig(
+            r=self.options.rank,
+            lora_alpha=self.options.alpha,
+            lora_dropout=self.options.dropout,
+            # Exact names, anchored, so only modules inside the chosen groups are adapted.
+            target_modules="^(" + "|".join(re.escape(t) for t in targets) + ")$",
+        )
+        freeze_backbone(model)
+        # peft injects adapters into backbone.net in place; the wrapper is kept aside (not a registered
+        # submodule) so parameter names and the state dict stay those of the backbone.
+        peft_model = get_peft_model(model.backbone.net, config)
+        model.backbone.__dict__[ADAPTER_ATTRIBUTE] = peft_model
+        for parameter in model.head.parameters():
+            parameter.requires_grad_(True)
+
+
+def adapter_of(model: TransferModel):
+    """The peft wrapper if LoRA was applied, else None."""
+    return model.backbone.__dict__.get(ADAPTER_ATTRIBUTE)
+
+
+def merge_adapter(model: TransferModel) -> None:
+    """Fold LoRA weights into the base layers so the model runs (and saves) as a plain backbone."""
+    peft_model = adapter_of(model)
+    if peft_model is not None:
+        peft_model.merge_and_unload()
+        del model.backbone.__dict__[ADAPTER_ATTRIBUTE]

@@ -1,0 +1,42 @@
+"""LP-FT (Kumar et al., ICLR 2022): fit a linear probe first, then fine-tune with another strategy."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import ConfigError
+from ..models.base import TransferModel
+from .base import STRATEGIES, Strategy
+
+
+@dataclasses.dataclass
+class LpFtOptions:
+    then: str = dataclasses.field(default="full", metadata={"help": "strategy for the fine-tuning phase"})
+    then_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@STRATEGIES.register("lp-ft")
+class LpFt(Strategy):
+    """Linear-probe phase (logistic regression head), then fine-tuning with `then`."""
+
+    name = "lp-ft"
+    Options = LpFtOptions
+    fits_head_first = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.options.then in ("lp-ft", "linear-probe"):
+            raise ConfigError(f"lp-ft: the fine-tuning phase cannot be {self.options.then!r}")
+        self.inner = STRATEGIES.get(self.options.then)(**self.options.then_options)
+
+    def apply(self, model: TransferModel) -> None:
+        self.inner.apply(model)
+
+    def default_lr(self, modality: str) -> float:
+        # A good head already exists, so the features need only a gentle nudge.
+        return self.inner.default_lr(modality) / 2
+
+    def head_lr_scale(self, configured: float) -> float:
+        # The head is already fitted; a large head LR would undo the probe (the point of LP-FT).
+        return 1.0

@@ -1,0 +1,103 @@
+"""Strategies that only choose which existing parameters train: linear probe, partial, full, BitFit, norm."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.base import TransferModel
+from .base import STRATEGIES, Strategy, freeze_backbone, train_groups
+
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+@dataclasses.dataclass
+class LinearProbeOptions:
+    c_values: list[float] = dataclasses.field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0],
+        metadata={"help": "inverse L2 strengths tried; the best on validation is kept"},
+    )
+
+
+@STRATEGIES.register("linear-probe")
+class LinearProbe(Strategy):
+    """Frozen backbone; a new linear head fitted by logistic regression on cached features."""
+
+    name = "linear-probe"
+    Options = LinearProbeOptions
+    fits_head_first = True
+    trains = False
+
+    def apply(self, model: TransferModel) -> None:
+        freeze_backbone(model)
+
+
+@dataclasses.dataclass
+class PartialOptions:
+    k: int | None = dataclasses.field(
+        default=None, metadata={"help": "number of last layer groups to train (default: a third)"}
+    )
+
+
+@STRATEGIES.register("partial")
+class Partial(Strategy):
+    """Train the last k layer groups and the head."""
+
+    name = "partial"
+    Options = PartialOptions
+
+    def groups_to_train(self, num_groups: int) -> int:
+        k = self.options.k if self.options.k is not None else max(1, math.ceil(num_groups / 3))
+        if not 1 <= k <= num_groups:
+            raise ConfigError(f"partial: k must be between 1 and {num_groups} (layer groups), got {k}")
+        return k
+
+    def apply(self, model: TransferModel) -> None:
+        n = model.backbone.num_groups
+        train_groups(model, n - self.groups_to_train(n))
+
+
+@STRATEGIES.register("full")
+class Full(Strategy):
+    """Train every parameter."""
+
+    name = "full"
+
+    def apply(self, model: TransferModel) -> None:
+        train_groups(model, 0)
+
+
+@STRATEGIES.register("bitfit")
+class BitFit(Strategy):
+    """Train only bias terms and the head (Ben Zaken et al., 2022)."""
+
+    name = "bitfit"
+
+    def default_lr(self, modality: str) -> float:
+        return 1e-3
+
+    def apply(self, model: TransferModel) -> None:
+        freeze_backbone(model)
+        for name, parameter in model.backbone.named_parameters():
+            if name.endswith("bias"):
+                parameter.requires_grad_(True)
+
+
+@STRATEGIES.register("norm")
+class NormOnly(Strategy):
+    """Train only normalisation layers' scale and shift, and the head."""
+
+    name = "norm"
+
+    def default_lr(self, modality: str) -> float:
+        return 1e-3
+
+    def apply(self, model: TransferModel) -> None:
+        freeze_backbone(model)
+        for module in model.backbone.modules():
+            if isinstance(module, NORM_TYPES):
+                for parameter in module.parameters(recurse=False):
+                    parameter.requires_grad_(True)
