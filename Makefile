@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/transferopt fit --data builtin:digits --model efficientnet_lite0 \
 		--strategy partial --epochs 5 --out runs/demo
-	HF_HUB_OFFLINE=1 $(BIN)/transferopt predict runs/demo --data builtin:digits --limit 5
+	HF_HUB_OFFLINE=1 $(BIN)/transferopt evaluate runs/demo --split test
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

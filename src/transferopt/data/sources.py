@@ -72,7 +72,7 @@ def read_builtin(name: str) -> RawData:
     digits = load_digits()
     # 0..16 grey levels -> 0..255 so they look like ordinary 8-bit images.
     images = np.clip(digits.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
-    labels = np.array([str(t) for t in digits.target])
+    labels = np.array([str(t) for t in digits.target], dtype=object)
     # A fixed test split (independent of the user's seed) so `evaluate --split test` is comparable.
     train_idx, test_idx = train_test_split(
         np.arange(len(labels)), test_size=0.3, stratify=labels, random_state=1234
@@ -185,7 +185,7 @@ def find_split_tables(folder: Path) -> dict[str, Path]:
                 tables[split] = file
     if tables and "train" not in tables:
         raise DataError(f"{folder}: tables for {sorted(tables)} but no train.* table")
-    return tables
+    return {split: tables[split] for split in ("train", "val", "test") if split in tables}
 
 
 def read_table(path: Path):

@@ -25,6 +25,9 @@ from .states import concat_states, to_device
 # Above this size a cache entry stays in memory only: writing and re-reading gigabytes of decoded
 # pixels is slower than decoding again.
 MAX_DISK_BYTES = 2 * 1024**3
+# Bump when what a backbone computes for the same weights and inputs changes (e.g. pooling maths),
+# so stale entries written by an older transferopt are never read.
+CACHE_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -53,8 +56,11 @@ class FeatureCache:
         self.stats = CacheStats()
 
     def key(self, backbone: Backbone, weights: str, split: Split, prefix: int) -> str:
+        # The spec carries pooling and normalisation, which shape the cached pooled features.
         payload = json.dumps(
-            [backbone.name, weights, split.fingerprint(), backbone.preprocessing_signature(False), prefix]
+            [CACHE_FORMAT, backbone.spec(), weights, split.fingerprint(), backbone.preprocessing_signature(False),
+             prefix],
+            sort_keys=True, default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 

@@ -116,7 +116,7 @@ class Transfer:
         n = self.model.backbone.num_groups
         train_features = self.states(self.data.train, n, "train")["features"].numpy()
         val_features = self.states(self.data.val, n, "val")["features"].numpy()
-        c_values = getattr(strategy.options, "c_values", None) or [1.0]
+        c_values = strategy.options.c_values
         return fit_logistic_head(
             self.model.classifier, train_features, self.data.train.labels, val_features, self.data.val.labels,
             self.data.classes, c_values, "balanced" if balanced else None, self.config.metric, self.config.seed,

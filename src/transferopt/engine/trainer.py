@@ -118,8 +118,12 @@ def train(
     )
     generator = torch.Generator().manual_seed(settings.seed)
     history = TrainHistory()
-    best_state = None
     stale = 0
+    # Epoch 0 is the starting point: after a linear-probe phase it is a real candidate, and
+    # fine-tuning that never beats it on validation must not replace it.
+    start_probs = predict_probabilities(model, val_batches, prefix, device)
+    history.best_score = score(classification_metrics(start_probs, val_labels, classes), settings.metric)
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     with progress_bar("training", total=total_steps) as advance:
         for epoch in range(1, settings.epochs + 1):
             model.train()
@@ -165,8 +169,7 @@ def train(
             if stale >= settings.patience:
                 history.stopped_early = True
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    model.load_state_dict(best_state)
     history.train_s = time.perf_counter() - started
     return history
 

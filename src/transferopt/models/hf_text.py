@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ class HFTextBackbone(Backbone):
         self.pooling = pooling
         self.normalize = normalize
         self.max_length = max_length
-        self.embeddings, self.layers = locate_layers(net)
+        # Plain attributes, not registered submodules: they alias parts of `net`, and registering them
+        # twice would duplicate every tensor in the state dict.
+        self.__dict__["embeddings"], self.__dict__["layers"] = locate_layers(net)
         self.check_layer_by_layer_matches_model()
 
     @property
@@ -115,7 +118,12 @@ class HFTextBackbone(Backbone):
             pooled = hidden[:, 0]
         else:
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
-        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+        if not self.normalize:
+            return pooled
+        # Unit-norm embeddings (the sentence-transformers recipe) scaled by sqrt(width): a new head on
+        # unit vectors produces tiny logits and learns slowly; the scale keeps entries near unit variance
+        # and changes nothing for cosine-based scores.
+        return nn.functional.normalize(pooled, dim=-1) * math.sqrt(pooled.shape[-1])
 
     def check_layer_by_layer_matches_model(self) -> None:
         """Running our groups must equal the library's own forward, else layer-wise tricks are wrong."""

@@ -11,13 +11,15 @@ from ..errors import ConfigError
 from ..models.base import TransferModel
 from .base import STRATEGIES, Strategy, freeze_backbone, train_groups
 
+# Inverse L2 strengths for the logistic-regression head; the best on validation is kept.
+DEFAULT_C_VALUES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 @dataclasses.dataclass
 class LinearProbeOptions:
     c_values: list[float] = dataclasses.field(
-        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0],
+        default_factory=lambda: list(DEFAULT_C_VALUES),
         metadata={"help": "inverse L2 strengths tried; the best on validation is kept"},
     )
 

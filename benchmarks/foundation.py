@@ -1,0 +1,262 @@
+"""Foundation benchmark (issue: transfer engine for images and text).
+
+Runs every fixed strategy on the shared data sets, side by side in one process, plus the linear-probe
+cost versus one plain forward pass over the same images, and writes
+`benchmarks/results/foundation.md` and one JSON record per run under `benchmarks/results/foundation/`.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/foundation.py [--data-root ../shared/datasets] [--only NAME,...]
+
+Sizes are for a 2-core CPU: expect about an hour for everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import transferopt
+from transferopt.engine import FeatureCache
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Run:
+    task: str
+    strategy: str
+    options: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        extras = [f"{k}={v}" for k, v in {**self.options, **self.settings}.items()]
+        return self.strategy + (f" ({', '.join(extras)})" if extras else "")
+
+
+@dataclass
+class Task:
+    name: str
+    data: str
+    model: str
+    report_split: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def tasks(root: Path) -> dict[str, Task]:
+    return {
+        "hymenoptera": Task("hymenoptera", str(root / "hymenoptera"), "efficientnet_lite0", "val"),
+        "banking77-10shot": Task(
+            "banking77-10shot", str(root / "banking77"), "minilm-l6", "test", {"shots": 10, "seed": 0}
+        ),
+        "pneumoniamnist": Task(
+            "pneumoniamnist", str(root / "pneumoniamnist" / "pneumoniamnist.npz"), "efficientnet_lite0", "test",
+            {"metric": "auc"},
+        ),
+    }
+
+
+RUNS = [
+    Run("hymenoptera", "linear-probe"),
+    Run("hymenoptera", "linear-probe", settings={"image_size": 288}),
+    Run("hymenoptera", "bitfit", settings={"epochs": 10}),
+    Run("hymenoptera", "norm", settings={"epochs": 10}),
+    Run("hymenoptera", "partial", {"k": 2}, {"epochs": 10}),
+    Run("hymenoptera", "lora", {"last_k": 3}, {"epochs": 10}),
+    Run("hymenoptera", "lp-ft", {"then": "partial", "then_options": {"k": 2}}, {"epochs": 10}),
+    Run("hymenoptera", "lp-ft", {"then": "partial", "then_options": {"k": 2}}, {"epochs": 10, "image_size": 288}),
+    Run("hymenoptera", "full", settings={"epochs": 8}),
+    Run("banking77-10shot", "linear-probe"),
+    Run("banking77-10shot", "bitfit", settings={"epochs": 15}),
+    Run("banking77-10shot", "lora", settings={"epochs": 15}),
+    Run("banking77-10shot", "partial", {"k": 3}, {"epochs": 15}),
+    Run("banking77-10shot", "lp-ft", settings={"epochs": 10}),
+    Run("banking77-10shot", "full", settings={"epochs": 15}),
+    Run("pneumoniamnist", "linear-probe"),
+    Run("pneumoniamnist", "partial", {"k": 3}, {"epochs": 8}),
+    Run("pneumoniamnist", "lp-ft", {"then": "partial", "then_options": {"k": 4}}, {"epochs": 8}),
+    Run("pneumoniamnist", "full", settings={"epochs": 6}),
+]
+
+
+def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[str, Any]:
+    settings = {**task.settings, **run.settings}
+    started = time.perf_counter()
+    result = transferopt.fit(
+        task.data, task.model, run.strategy, strategy_options=run.options, cache=cache, **settings
+    )
+    wall = time.perf_counter() - started
+    metrics = result.metrics
+    record = {
+        "task": task.name, "model": task.model, "strategy": run.strategy, "label": run.label,
+        "options": run.options, "settings": settings, "wall_s": wall,
+        "val": metrics["val"], "test": metrics.get("test"), "timing": metrics["timing"],
+        "trainable_params": metrics["trainable_params"], "total_params": metrics["total_params"],
+        "trained_groups": metrics["trained_groups"], "best_epoch": metrics["best_epoch"],
+    }
+    name = f"{task.name}__{run.label}".replace(" ", "").replace("/", "_").replace(",", "_")
+    (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    report = record[task.report_split]
+    print(f"{task.name:18s} {run.label:60s} acc={report['accuracy']:.4f} auc={report.get('auc', float('nan')):.4f} "
+          f"{wall:6.1f}s", flush=True)
+    return record
+
+
+def forward_pass_seconds(data: str, model: str) -> tuple[float, int]:
+    """One plain forward pass (decode, preprocess, full network) over every image of the data set."""
+    from transferopt.data import load_task_data
+    from transferopt.models import resolve_backbone
+
+    started = time.perf_counter()
+    task = load_task_data(data)
+    backbone = resolve_backbone(model)
+    backbone.eval()
+    net, head = backbone.net, backbone.source_head
+    count = 0
+    with torch.no_grad():
+        for split in (task.train, task.val, task.test):
+            if split is None:
+                continue
+            for start in range(0, len(split), 32):
+                index = list(range(start, min(start + 32, len(split))))
+                x = backbone.prepare(split.inputs, index)["x"]
+                head(net(x))
+                count += len(index)
+    return time.perf_counter() - started, count
+
+
+def linear_probe_seconds(data: str, model: str) -> float:
+    """A complete linear-probe run (load, features, head fit, evaluation, save) with a cold cache."""
+    with tempfile.TemporaryDirectory() as cache_dir, tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        transferopt.fit(data, model, "linear-probe", cache=FeatureCache(Path(cache_dir)), out=Path(out) / "run")
+        return time.perf_counter() - started
+
+
+def timing_check(root: Path, repeats: int = 3) -> dict[str, Any]:
+    data = str(root / "hymenoptera")
+    forward, probe = [], []
+    for _ in range(repeats):  # interleaved so machine noise hits both alike
+        seconds, count = forward_pass_seconds(data, "efficientnet_lite0")
+        forward.append(seconds)
+        probe.append(linear_probe_seconds(data, "efficientnet_lite0"))
+    ratio = statistics.median(p / f for p, f in zip(probe, forward, strict=True))
+    return {"images": count, "forward_s": forward, "linear_probe_s": probe, "median_ratio": ratio}
+
+
+def best(records: list[dict], task: str, split: str, key: str = "accuracy") -> dict:
+    return max((r for r in records if r["task"] == task), key=lambda r: r[split][key])
+
+
+def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Task], path: Path) -> None:
+    lines = [
+        "# Foundation benchmark: every fixed strategy, side by side",
+        "",
+        "Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/foundation.py` (2-core CPU, no GPU).",
+        f"Run on {time.strftime('%Y-%m-%d')}; transferopt {transferopt.__version__}, torch {torch.__version__}.",
+        "Data: `../shared/datasets` (hymenoptera: PyTorch tutorial subset of ImageNet; banking77: Casanueva et al.",
+        "2020, CC BY-NC 4.0; pneumoniamnist: MedMNIST v2, CC BY 4.0). Hymenoptera reports its val split (it has",
+        "no test split; model selection also uses val, as in the PyTorch tutorial); banking77 uses 10 training",
+        "examples per class (seed 0) plus a same-size validation set for model selection (the LM-BFF protocol,",
+        "Gao et al. 2021), evaluated on the full test set (3,080); pneumoniamnist uses the official splits and",
+        "selects on val AUC. Feature time is the frozen-prefix forward pass; the cache is shared across",
+        "strategies of one task in this run, so later strategies often show 0 s there.",
+        "",
+    ]
+    for name, task in task_map.items():
+        rows = [r for r in records if r["task"] == name]
+        if not rows:
+            continue
+        split = task.report_split
+        lines += [f"## {name} — {task.model}, {split} split", "",
+                  "| strategy | accuracy | macro-F1 | AUC | ECE | trainable params | trained groups | time (s) | features (s) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            m = r[split]
+            auc = f"{m['auc']:.4f}" if "auc" in m else "—"
+            groups = ", ".join(r["trained_groups"]) or "head only"
+            lines.append(
+                f"| {r['label']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} | {m['ece']:.3f} | "
+                f"{r['trainable_params']:,} | {groups} | {r['wall_s']:.0f} | {r['timing']['feature_cache_s']:.0f} |"
+            )
+        lines.append("")
+    lines += acceptance_lines(records, timing)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
+    lines = ["## Acceptance", "", "| criterion | measured | target | met |", "|---|---|---|---|"]
+
+    def add(criterion: str, value: float, target: float, fmt: str = "{:.4f}", lower_is_better: bool = False) -> None:
+        met = value <= target if lower_is_better else value >= target
+        lines.append(f"| {criterion} | {fmt.format(value)} | {'≤' if lower_is_better else '≥'} {fmt.format(target)} | "
+                     f"{'yes' if met else 'NO'} |")
+
+    def probe(task: str, split: str) -> dict | None:
+        return next((r for r in records if r["task"] == task and r["label"] == "linear-probe"), None)
+
+    if any(r["task"] == "hymenoptera" for r in records):
+        if (lp := probe("hymenoptera", "val")) is not None:
+            add("hymenoptera linear-probe val accuracy", lp["val"]["accuracy"], 0.93)
+        top = best(records, "hymenoptera", "val")
+        add(f"hymenoptera best val accuracy ({top['label']})", top["val"]["accuracy"], 0.95)
+    if any(r["task"] == "banking77-10shot" for r in records):
+        if (lp := probe("banking77-10shot", "test")) is not None:
+            add("banking77 10-shot linear-probe test accuracy", lp["test"]["accuracy"], 0.85)
+        top = best(records, "banking77-10shot", "test")
+        add(f"banking77 10-shot best test accuracy ({top['label']})", top["test"]["accuracy"], 0.88)
+    if any(r["task"] == "pneumoniamnist" for r in records):
+        top = best(records, "pneumoniamnist", "val", "auc")
+        add(f"pneumoniamnist test ACC of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
+        add(f"pneumoniamnist test AUC of the best-on-val run ({top['label']})", top["test"]["auc"], 0.95)
+    if timing:
+        add(f"linear-probe time / one forward pass over {timing['images']} hymenoptera images "
+            f"(forward {statistics.median(timing['forward_s']):.1f}s, probe {statistics.median(timing['linear_probe_s']):.1f}s)",
+            timing["median_ratio"], 1.3, "{:.2f}", lower_is_better=True)
+    lines.append("")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"))
+    parser.add_argument("--only", default="", help="comma-separated task names (default: all) or 'timing'")
+    parser.add_argument("--skip-timing", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    root = Path(args.data_root).resolve()
+    task_map = tasks(root)
+    chosen = set(filter(None, args.only.split(","))) or set(task_map) | {"timing"}
+    out_dir = RESULTS / "foundation"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cache = FeatureCache(Path(cache_dir))
+        for run in RUNS:
+            if run.task in chosen:
+                records.append(run_one(task_map[run.task], run, cache, out_dir))
+    timing = timing_check(root) if "timing" in chosen and not args.skip_timing else None
+    if timing:
+        (out_dir / "timing.json").write_text(json.dumps(timing, indent=2))
+    previous = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*__*.json"))]
+    merged = {(r["task"], r["label"]): r for r in previous}
+    order = [(r.task, r.label) for r in RUNS]
+    all_records = [merged[k] for k in order if k in merged]
+    if timing is None and (out_dir / "timing.json").exists():
+        timing = json.loads((out_dir / "timing.json").read_text())
+    write_table(all_records, timing, task_map, RESULTS / "foundation.md")
+    print((RESULTS / "foundation.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

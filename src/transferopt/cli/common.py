@@ -1,0 +1,60 @@
+"""Shared CLI plumbing: user errors as one line, option parsing, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from ..errors import ConfigError, TransferoptError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors_as_messages(command: F) -> F:
+    """Print user mistakes as `error: …` on one line and exit 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+        try:
+            return command(*args, **kwargs)
+        except TransferoptError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """`key=value` pairs; values are JSON when they parse as JSON (numbers, lists, objects), else strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option expects key=value, got {pair!r}")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def epoch_printer(record: dict) -> None:
+    """One line per epoch on stderr, so long runs show progress even without a terminal."""
+    fields = " ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "epoch"
+    )
+    typer.echo(f"epoch {record['epoch']}: {fields}", err=True)

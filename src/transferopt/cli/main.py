@@ -1,0 +1,163 @@
+"""`transferopt` command: fit, evaluate, predict, models, strategies."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from .common import epoch_printer, parse_options, print_json, user_errors_as_messages
+
+app = typer.Typer(
+    help="Optimal transfer learning without expert effort.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+@user_errors_as_messages
+def fit(
+    data: str = typer.Option(..., "--data", help="folder, .npz, table file/folder, or builtin:digits"),
+    model: str = typer.Option(..., "--model", help="backbone name (see `transferopt models`)"),
+    strategy: str = typer.Option("linear-probe", "--strategy", help="what to update (see `transferopt strategies`)"),
+    out: Path = typer.Option(..., "--out", help="run directory to write"),
+    option: list[str] = typer.Option(None, "--option", "-o", help="strategy option key=value (repeatable)"),
+    shots: int = typer.Option(None, "--shots", help="labelled training examples per class"),
+    val_shots: int = typer.Option(None, "--val-shots", help="validation examples per class with --shots"),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(10, "--epochs"),
+    lr: float = typer.Option(None, "--lr", help="peak learning rate (default: the strategy's)"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    weight_decay: float = typer.Option(0.01, "--weight-decay"),
+    layer_decay: float = typer.Option(1.0, "--layer-decay", help="layer-wise LR decay (1 = off)"),
+    l2sp: float = typer.Option(0.0, "--l2sp", help="L2-SP strength toward the pretrained weights"),
+    patience: int = typer.Option(3, "--patience", help="early-stopping patience in epochs"),
+    augment: bool = typer.Option(False, "--augment/--no-augment", help="random crops/flips for images"),
+    image_size: int = typer.Option(None, "--image-size", help="input side in pixels (default: auto)"),
+    max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),
+    class_weight: str = typer.Option("auto", "--class-weight", help="auto | balanced | none"),
+    metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
+    text_col: str = typer.Option(None, "--text-col"),
+    label_col: str = typer.Option(None, "--label-col"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
+    from ..api import fit as run_fit
+    from ..config import FitConfig
+
+    config = FitConfig(
+        data=data, model=model, strategy=strategy, strategy_options=parse_options(option), shots=shots,
+        val_shots=val_shots, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+        layer_decay=layer_decay, l2sp=l2sp, patience=patience, augment=augment, image_size=image_size,
+        max_length=max_length, class_weight=class_weight, metric=metric, text_col=text_col, label_col=label_col,
+        device=device,
+    )
+    result = run_fit(config=config, out=out, hooks=[epoch_printer])
+    print_fit_summary(result)
+
+
+def print_fit_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = result.metrics
+    table = Table(title=f"{result.config.model} · {result.config.strategy}")
+    table.add_column("split")
+    for column in ("accuracy", "macro_f1", "auc", "ece"):
+        table.add_column(column, justify="right")
+    for split in ("val", "test"):
+        if split in metrics:
+            values = metrics[split]
+            table.add_row(split, *(f"{values[c]:.4f}" if c in values else "—" for c in ("accuracy", "macro_f1", "auc", "ece")))
+    console = Console()
+    console.print(table)
+    timing = metrics["timing"]
+    console.print(
+        f"trained groups: {', '.join(metrics['trained_groups']) or 'none (head only)'}; "
+        f"trainable params {metrics['trainable_params']:,} of {metrics['total_params']:,}; "
+        f"time {timing['total_s']:.1f}s (features {timing['feature_cache_s']:.1f}s, train {timing['train_s']:.1f}s)"
+    )
+    for note in result.data_summary.get("skipped", [])[:1]:
+        console.print(f"skipped {len(result.data_summary['skipped'])} unreadable input(s), e.g. {note}")
+    console.print(f"saved to {result.run_dir}")
+
+
+@app.command()
+@user_errors_as_messages
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a run directory from fit/optimize"),
+    data: str = typer.Option(None, "--data", help="data set (default: the one the run was trained on)"),
+    split: str = typer.Option("test", "--split", help="train | val | test"),
+) -> None:
+    """Print the run's metrics on a data split as JSON."""
+    from ..api import load
+
+    result = load(run_dir)
+    print_json(result.evaluate(data or result.config.data, split))
+
+
+@app.command()
+@user_errors_as_messages
+def predict(
+    run_dir: Path = typer.Argument(..., help="a run directory from fit/optimize"),
+    inputs: list[str] = typer.Argument(..., help="image paths or texts; '-' reads lines from stdin"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Predict the label and probability of each input."""
+    from ..api import load
+
+    result = load(run_dir)
+    items = [line.rstrip("\n") for line in sys.stdin if line.strip()] if inputs == ["-"] else inputs
+    predictions = result.predict(items)
+    if as_json:
+        print_json(predictions)
+        return
+    for row in predictions:
+        typer.echo(f"{row['label']}\t{row['probability']:.4f}\t{row['input']}")
+
+
+@app.command()
+@user_errors_as_messages
+def models(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the available models and whether their weights are present offline."""
+    from ..models import list_models
+
+    rows = list_models()
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("name", "modality", "offline", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["modality"], "yes" if row["offline"] else "no", row["description"])
+    Console().print(table)
+
+
+@app.command()
+@user_errors_as_messages
+def strategies(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the transfer strategies and their options."""
+    import dataclasses
+
+    from ..strategies import STRATEGIES
+
+    rows = []
+    for name in STRATEGIES.names():
+        cls = STRATEGIES.get(name)
+        options = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls.Options)}
+        rows.append({"name": name, "summary": (cls.__doc__ or "").strip().splitlines()[0], "options": options})
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        extra = f"  [options: {', '.join(row['options'])}]" if row["options"] else ""
+        typer.echo(f"{row['name']:<14} {row['summary']}{extra}")
+
+
+if __name__ == "__main__":
+    app()
