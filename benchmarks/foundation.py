@@ -59,7 +59,10 @@ def tasks(root: Path) -> dict[str, Task]:
             "banking77-10shot", str(root / "banking77"), "minilm-l6", "test", {"shots": 10, "seed": 0}
         ),
         "pneumoniamnist": Task(
-            "pneumoniamnist", str(root / "pneumoniamnist" / "pneumoniamnist.npz"), "efficientnet_lite0", "test",
+            "pneumoniamnist",
+            str(root / "pneumoniamnist" / "pneumoniamnist.npz"),
+            "efficientnet_lite0",
+            "test",
             {"metric": "auc"},
         ),
     }
@@ -73,7 +76,12 @@ RUNS = [
     Run("hymenoptera", "partial", {"k": 2}, {"epochs": 10}),
     Run("hymenoptera", "lora", {"last_k": 3}, {"epochs": 10}),
     Run("hymenoptera", "lp-ft", {"then": "partial", "then_options": {"k": 2}}, {"epochs": 10}),
-    Run("hymenoptera", "lp-ft", {"then": "partial", "then_options": {"k": 2}}, {"epochs": 10, "image_size": 288}),
+    Run(
+        "hymenoptera",
+        "lp-ft",
+        {"then": "partial", "then_options": {"k": 2}},
+        {"epochs": 10, "image_size": 288},
+    ),
     Run("hymenoptera", "full", settings={"epochs": 8}),
     Run("banking77-10shot", "linear-probe"),
     Run("banking77-10shot", "bitfit", settings={"epochs": 15}),
@@ -91,23 +99,33 @@ RUNS = [
 def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[str, Any]:
     settings = {**task.settings, **run.settings}
     started = time.perf_counter()
-    result = transferopt.fit(
-        task.data, task.model, run.strategy, strategy_options=run.options, cache=cache, **settings
-    )
+    result = transferopt.fit(task.data, task.model, run.strategy, strategy_options=run.options, cache=cache, **settings)
     wall = time.perf_counter() - started
     metrics = result.metrics
     record = {
-        "task": task.name, "model": task.model, "strategy": run.strategy, "label": run.label,
-        "options": run.options, "settings": settings, "wall_s": wall,
-        "val": metrics["val"], "test": metrics.get("test"), "timing": metrics["timing"],
-        "trainable_params": metrics["trainable_params"], "total_params": metrics["total_params"],
-        "trained_groups": metrics["trained_groups"], "best_epoch": metrics["best_epoch"],
+        "task": task.name,
+        "model": task.model,
+        "strategy": run.strategy,
+        "label": run.label,
+        "options": run.options,
+        "settings": settings,
+        "wall_s": wall,
+        "val": metrics["val"],
+        "test": metrics.get("test"),
+        "timing": metrics["timing"],
+        "trainable_params": metrics["trainable_params"],
+        "total_params": metrics["total_params"],
+        "trained_groups": metrics["trained_groups"],
+        "best_epoch": metrics["best_epoch"],
     }
     name = f"{task.name}__{run.label}".replace(" ", "").replace("/", "_").replace(",", "_")
     (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     report = record[task.report_split]
-    print(f"{task.name:18s} {run.label:60s} acc={report['accuracy']:.4f} auc={report.get('auc', float('nan')):.4f} "
-          f"{wall:6.1f}s", flush=True)
+    print(
+        f"{task.name:18s} {run.label:60s} acc={report['accuracy']:.4f} auc={report.get('auc', float('nan')):.4f} "
+        f"{wall:6.1f}s",
+        flush=True,
+    )
     return record
 
 
@@ -177,9 +195,13 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         if not rows:
             continue
         split = task.report_split
-        lines += [f"## {name} — {task.model}, {split} split", "",
-                  "| strategy | accuracy | macro-F1 | AUC | ECE | trainable params | trained groups | time (s) | features (s) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {name} — {task.model}, {split} split",
+            "",
+            "| strategy | accuracy | macro-F1 | AUC | ECE | trainable params | trained groups | time (s) "
+            "| features (s) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             m = r[split]
             auc = f"{m['auc']:.4f}" if "auc" in m else "—"
@@ -198,8 +220,10 @@ def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
 
     def add(criterion: str, value: float, target: float, fmt: str = "{:.4f}", lower_is_better: bool = False) -> None:
         met = value <= target if lower_is_better else value >= target
-        lines.append(f"| {criterion} | {fmt.format(value)} | {'≤' if lower_is_better else '≥'} {fmt.format(target)} | "
-                     f"{'yes' if met else 'NO'} |")
+        lines.append(
+            f"| {criterion} | {fmt.format(value)} | {'≤' if lower_is_better else '≥'} {fmt.format(target)} | "
+            f"{'yes' if met else 'NO'} |"
+        )
 
     def probe(task: str, split: str) -> dict | None:
         return next((r for r in records if r["task"] == task and r["label"] == "linear-probe"), None)
@@ -219,9 +243,15 @@ def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
         add(f"pneumoniamnist test ACC of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
         add(f"pneumoniamnist test AUC of the best-on-val run ({top['label']})", top["test"]["auc"], 0.95)
     if timing:
-        add(f"linear-probe time / one forward pass over {timing['images']} hymenoptera images "
-            f"(forward {statistics.median(timing['forward_s']):.1f}s, probe {statistics.median(timing['linear_probe_s']):.1f}s)",
-            timing["median_ratio"], 1.3, "{:.2f}", lower_is_better=True)
+        add(
+            f"linear-probe time / one forward pass over {timing['images']} hymenoptera images "
+            f"(forward {statistics.median(timing['forward_s']):.1f}s, "
+            f"probe {statistics.median(timing['linear_probe_s']):.1f}s)",
+            timing["median_ratio"],
+            1.3,
+            "{:.2f}",
+            lower_is_better=True,
+        )
     lines.append("")
     return lines
 

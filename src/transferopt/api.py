@@ -17,8 +17,8 @@ from .config import FitConfig
 from .data import TaskData, load_task_data
 from .data.types import ImageInputs, Split, TextInputs
 from .engine import FeatureCache, Transfer, classification_metrics
-from .engine.trainer import EpochHook, predict_probabilities
 from .engine.states import RawBatches
+from .engine.trainer import EpochHook, predict_probabilities
 from .errors import ConfigError, DataError
 from .models import TransferModel, rebuild_backbone, resolve_backbone
 from .reporting.rundir import read_json, write_json, write_run_dir
@@ -58,6 +58,10 @@ class FitResult:
     def evaluate(self, data: str | TaskData, split: str = "test") -> dict[str, Any]:
         """Metrics on a split of a data set whose classes are among this model's classes."""
         task = data if isinstance(data, TaskData) else self._load_matching(data)
+        if task.modality != self.model.backbone.modality:
+            raise DataError(
+                f"{task.source} holds {task.modality} data but this model takes {self.model.backbone.modality} input"
+            )
         chosen = task.split(split)
         labels = remap_labels(chosen.labels, task.classes, self.classes, task.source)
         probs = self._probabilities(chosen)
@@ -67,8 +71,13 @@ class FitResult:
         same = spec == self.config.data
         cfg = self.config
         return load_task_data(
-            spec, text_col=cfg.text_col, label_col=cfg.label_col, seed=cfg.seed, val_fraction=cfg.val_fraction,
-            shots=cfg.shots if same else None, val_shots=cfg.val_shots if same else None,
+            spec,
+            text_col=cfg.text_col,
+            label_col=cfg.label_col,
+            seed=cfg.seed,
+            val_fraction=cfg.val_fraction,
+            shots=cfg.shots if same else None,
+            val_shots=cfg.val_shots if same else None,
         )
 
     def _probabilities(self, split: Split) -> np.ndarray:
@@ -89,12 +98,15 @@ class FitResult:
         backbone = self.model.backbone
         write_json(folder / "config.json", self.config.to_dict())
         write_json(folder / "labels.json", {"classes": self.classes})
-        write_json(folder / "model.json", {
-            "backbone": backbone.spec(),
-            "num_classes": len(self.classes),
-            "strategy": self.metrics.get("strategy"),
-            "versions": versions(),
-        })
+        write_json(
+            folder / "model.json",
+            {
+                "backbone": backbone.spec(),
+                "num_classes": len(self.classes),
+                "strategy": self.metrics.get("strategy"),
+                "versions": versions(),
+            },
+        )
         write_json(folder / "metrics.json", self.metrics)
         write_json(folder / "history.json", self.history)
         write_json(folder / "data.json", self.data_summary)
@@ -121,8 +133,13 @@ def versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {"transferopt": __version__, "torch": torch.__version__, "timm": timm.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
+    return {
+        "transferopt": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def as_inputs(inputs: Sequence[str | Path], modality: str) -> ImageInputs | TextInputs:
@@ -177,8 +194,13 @@ def fit(
     started = time.perf_counter()
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
     task = task or load_task_data(
-        config.data, text_col=config.text_col, label_col=config.label_col, shots=config.shots,
-        val_shots=config.val_shots, val_fraction=config.val_fraction, seed=config.seed,
+        config.data,
+        text_col=config.text_col,
+        label_col=config.label_col,
+        shots=config.shots,
+        val_shots=config.val_shots,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
     )
     backbone = resolve_backbone(config.model)
     configure_backbone(backbone, task, config)
@@ -188,8 +210,9 @@ def fit(
     outcome = transfer.run(strategy_obj, hooks)
     eval_started = time.perf_counter()
     metrics: dict[str, Any] = {
-        "val": classification_metrics(transfer.probabilities(task.val, outcome.prefix, "val"), task.val.labels,
-                                      task.classes),
+        "val": classification_metrics(
+            transfer.probabilities(task.val, outcome.prefix, "val"), task.val.labels, task.classes
+        ),
     }
     if task.test is not None:
         metrics["test"] = classification_metrics(
@@ -208,13 +231,20 @@ def fit(
         strategy=strategy_obj.describe(),
         head_fit=outcome.head_fit,
         best_epoch=outcome.history.best_epoch if outcome.history else None,
-        cache={"hits_memory": transfer.cache.stats.hits_memory, "hits_disk": transfer.cache.stats.hits_disk,
-               "misses": transfer.cache.stats.misses},
+        cache={
+            "hits_memory": transfer.cache.stats.hits_memory,
+            "hits_disk": transfer.cache.stats.hits_disk,
+            "misses": transfer.cache.stats.misses,
+        },
         notes=task.notes + outcome.notes,
     )
     result = FitResult(
-        model=transfer_model, config=config, classes=task.classes, metrics=metrics,
-        history=outcome.history.epochs if outcome.history else [], data_summary=task.summary(),
+        model=transfer_model,
+        config=config,
+        classes=task.classes,
+        metrics=metrics,
+        history=outcome.history.epochs if outcome.history else [],
+        data_summary=task.summary(),
         adapter=outcome.adapter,
     )
     if out is not None:
@@ -253,6 +283,11 @@ def load(run_dir: str | Path) -> FitResult:
     model.load_state_dict(load_file(str(weights)))
     model.eval()
     return FitResult(
-        model=model, config=config, classes=classes, metrics=read_json(folder / "metrics.json"),
-        history=read_json(folder / "history.json"), data_summary=read_json(folder / "data.json"), run_dir=folder,
+        model=model,
+        config=config,
+        classes=classes,
+        metrics=read_json(folder / "metrics.json"),
+        history=read_json(folder / "history.json"),
+        data_summary=read_json(folder / "data.json"),
+        run_dir=folder,
     )

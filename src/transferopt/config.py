@@ -13,6 +13,10 @@ CLASS_WEIGHT_CHOICES = ("auto", "balanced", "none")
 METRIC_CHOICES = ("accuracy", "macro_f1", "auc")
 
 
+def valid_device(name: str) -> bool:
+    return name in ("auto", "cpu", "cuda", "mps") or (name.startswith("cuda:") and name[5:].isdigit())
+
+
 @dataclass
 class FitConfig:
     """Everything needed to reproduce one transfer run (data, model, strategy, training)."""
@@ -50,7 +54,10 @@ class FitConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.shots is None or self.shots >= 1, f"--shots must be >= 1, got {self.shots}"),
-            (self.val_shots is None or self.val_shots >= 1, f"--val-shots must be >= 1, got {self.val_shots}"),
+            (
+                self.val_shots is None or self.val_shots >= 1,
+                f"--val-shots must be >= 1, got {self.val_shots}",
+            ),
             (0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
@@ -58,10 +65,17 @@ class FitConfig:
             (0.0 < self.layer_decay <= 1.0, f"layer_decay must be in (0, 1], got {self.layer_decay}"),
             (self.l2sp >= 0, f"l2sp must be >= 0, got {self.l2sp}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (0.0 <= self.warmup_fraction < 1.0, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}"),
+            (
+                0.0 <= self.warmup_fraction < 1.0,
+                f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}",
+            ),
             (self.image_size is None or self.image_size >= 16, f"--image-size too small: {self.image_size}"),
-            (self.class_weight in CLASS_WEIGHT_CHOICES, f"class_weight must be one of {CLASS_WEIGHT_CHOICES}"),
+            (
+                self.class_weight in CLASS_WEIGHT_CHOICES,
+                f"class_weight must be one of {CLASS_WEIGHT_CHOICES}",
+            ),
             (self.metric in METRIC_CHOICES, f"--metric must be one of {METRIC_CHOICES}, got {self.metric!r}"),
+            (valid_device(self.device), f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]
         for ok, message in checks:
             if not ok:

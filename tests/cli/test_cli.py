@@ -304,31 +304,16 @@ def test_evaluate_and_predict_errors(tmp_path, cli_run):
     assert_user_error(invoke("predict", out, tmp_path / "ghost.png"), "image not found", "ghost.png")
 
 
-@pytest.mark.xfail(
-    reason="BUG: --device is never validated (config.py FitConfig / engine/run.py resolve_device): "
-    "'--device nonsense' ends in a torch RuntimeError traceback, exit code 1",
-    strict=True,
-)
 def test_invalid_device(tmp_path, colour_folder):
     assert_user_error(fit(colour_folder, "tiny-effnet", tmp_path / "out", "--device", "nonsense"), "nonsense")
 
 
-@pytest.mark.xfail(
-    reason="BUG: strategy option types are not checked (strategies/base.py Strategy.__init__): "
-    "'-o k=abc' for partial ends in TypeError ('<=' between int and str) with a traceback, exit code 1",
-    strict=True,
-)
 def test_option_of_the_wrong_type(tmp_path, colour_folder):
     assert_user_error(
         fit(colour_folder, "tiny-effnet", tmp_path / "out", "--strategy", "partial", "-o", "k=abc"), "k"
     )
 
 
-@pytest.mark.xfail(
-    reason="BUG: api.py FitResult.evaluate never checks modality: `evaluate RUN --data <text table>` on an "
-    "image run whose class names match crashes with AttributeError ('TextInputs' has no 'load'), exit code 1",
-    strict=True,
-)
 def test_evaluate_with_data_of_the_wrong_modality(tmp_path, cli_run):
     out, _ = cli_run
     rows = [

@@ -120,11 +120,6 @@ def test_empty_text_rows_are_skipped_and_listed(tmp_path):
     assert all(t.strip() for t in task.train.inputs.texts + task.val.inputs.texts)
 
 
-@pytest.mark.xfail(
-    reason="BUG: data/sources.py read_tables numbers rows from 2 (a CSV header) for every format, "
-    "so a JSONL record on line 2 is reported as 'x.jsonl:3'",
-    strict=True,
-)
 def test_skipped_jsonl_rows_name_the_right_line(tmp_path):
     rows = helpers.intent_rows(range(4))
     rows[1] = {"text": "", "label": rows[1]["label"]}  # line 2 of the file
@@ -183,11 +178,6 @@ def test_integer_labels(tmp_path):
     assert load_task_data(str(path)).classes == ["0", "1", "2"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: data/sources.py read_tables: an empty cell turns an integer label column into floats, "
-    "so classes become '0.0', '1.0' (and a test table without gaps no longer matches)",
-    strict=True,
-)
 def test_integer_labels_with_an_empty_cell(tmp_path):
     rows = [
         {"text": r["text"], "label": ["food", "music", "weather"].index(r["label"])}
@@ -201,11 +191,6 @@ def test_integer_labels_with_an_empty_cell(tmp_path):
     assert task.skipped == ["train.csv:20"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: data/sources.py read_table lets pandas infer the label column's type (read_csv, and "
-    "read_json even for JSON strings), so label codes '007'/'042' become classes '7'/'42'",
-    strict=True,
-)
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_label_codes_keep_their_spelling(tmp_path, fmt):
     rows = [{"text": f"text number {i}", "label": "007" if i % 2 else "042"} for i in range(10)]

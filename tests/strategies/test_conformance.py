@@ -276,23 +276,12 @@ def test_lora_bad_options(options, message):
         make_strategy("lora", options).apply(model)
 
 
-@pytest.mark.xfail(
-    reason="BUG: strategies/lora.py Lora.target_names uses `last_k or n`, so last_k=0 silently adapts every "
-    "group instead of failing the 1 <= last_k <= n check (partial's k=0 is refused)",
-    strict=True,
-)
 def test_lora_last_k_zero_is_refused():
     model = TransferModel(resolve_backbone("tiny-effnet"), 3)
     with pytest.raises(ConfigError, match="last_k must be between 1 and 7"):
         make_strategy("lora", {"last_k": 0}).apply(model)
 
 
-@pytest.mark.xfail(
-    reason="BUG: models/timm_backbone.py TimmBackbone runs the stem/head_conv groups through direct "
-    "references to conv_stem/conv_head (_sequential), so LoRA injected there by peft is bypassed: its "
-    "weights get no gradient and sit outside every layer group (training raises RuntimeError)",
-    strict=True,
-)
 @pytest.mark.parametrize("target", ["conv_head", "conv_stem"])
 def test_lora_on_a_group_level_conv(target):
     model, state = build("tiny-effnet", "")
@@ -330,11 +319,6 @@ def test_linear_probe_flags():
     assert make_strategy("linear-probe", {"c_values": [0.5]}).options.c_values == [0.5]
 
 
-@pytest.mark.xfail(
-    reason="BUG: strategies/lora.py Lora.target_names tests `suffix in target_modules`; the CLI's "
-    "`-o target_modules=conv_pwl` is a plain string, so substring matches also adapt 'conv' and 'conv_pw'",
-    strict=True,
-)
 def test_lora_target_modules_given_as_one_string():
     from transferopt.cli.common import parse_options
 

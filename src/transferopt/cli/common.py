@@ -54,7 +54,5 @@ def print_json(value: Any) -> None:
 
 def epoch_printer(record: dict) -> None:
     """One line per epoch on stderr, so long runs show progress even without a terminal."""
-    fields = " ".join(
-        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "epoch"
-    )
+    fields = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "epoch")
     typer.echo(f"epoch {record['epoch']}: {fields}", err=True)

@@ -10,7 +10,9 @@ import typer
 from .common import epoch_printer, parse_options, print_json, user_errors_as_messages
 
 app = typer.Typer(
-    help="Optimal transfer learning without expert effort.", no_args_is_help=True, add_completion=False,
+    help="Optimal transfer learning without expert effort.",
+    no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -47,10 +49,27 @@ def fit(
     from ..config import FitConfig
 
     config = FitConfig(
-        data=data, model=model, strategy=strategy, strategy_options=parse_options(option), shots=shots,
-        val_shots=val_shots, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-        layer_decay=layer_decay, l2sp=l2sp, patience=patience, augment=augment, image_size=image_size,
-        max_length=max_length, class_weight=class_weight, metric=metric, text_col=text_col, label_col=label_col,
+        data=data,
+        model=model,
+        strategy=strategy,
+        strategy_options=parse_options(option),
+        shots=shots,
+        val_shots=val_shots,
+        seed=seed,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        layer_decay=layer_decay,
+        l2sp=l2sp,
+        patience=patience,
+        augment=augment,
+        image_size=image_size,
+        max_length=max_length,
+        class_weight=class_weight,
+        metric=metric,
+        text_col=text_col,
+        label_col=label_col,
         device=device,
     )
     result = run_fit(config=config, out=out, hooks=[epoch_printer])
@@ -69,7 +88,10 @@ def print_fit_summary(result) -> None:
     for split in ("val", "test"):
         if split in metrics:
             values = metrics[split]
-            table.add_row(split, *(f"{values[c]:.4f}" if c in values else "—" for c in ("accuracy", "macro_f1", "auc", "ece")))
+            table.add_row(
+                split,
+                *(f"{values[c]:.4f}" if c in values else "—" for c in ("accuracy", "macro_f1", "auc", "ece")),
+            )
     console = Console()
     console.print(table)
     timing = metrics["timing"]

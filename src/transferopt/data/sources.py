@@ -17,9 +17,14 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 TABLE_SUFFIXES = {".csv", ".jsonl", ".json", ".parquet", ".tsv"}
 SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
 }
 LABEL_COLUMN_NAMES = ("label", "labels", "category", "class", "intent", "target", "y")
 TEXT_COLUMN_NAMES = ("text", "sentence", "query", "utterance", "content", "review", "question", "input")
@@ -74,9 +79,7 @@ def read_builtin(name: str) -> RawData:
     images = np.clip(digits.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
     labels = np.array([str(t) for t in digits.target], dtype=object)
     # A fixed test split (independent of the user's seed) so `evaluate --split test` is comparable.
-    train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=0.3, stratify=labels, random_state=1234
-    )
+    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=0.3, stratify=labels, random_state=1234)
     return RawData(
         modality="image",
         splits={
@@ -107,9 +110,7 @@ def read_npz(path: Path) -> RawData:
             raise DataError(f"{path}: {split}_images has shape {images.shape}, labels {labels.shape}")
         if labels.ndim == 2 and labels.shape[1] > 1:
             raise DataError(f"{path}: {split}_labels is multi-label {labels.shape}; only single-label tasks")
-        splits[split] = RawSplit(
-            ImageInputs(arrays=to_uint8(images)), [str(int(v)) for v in labels.reshape(-1)]
-        )
+        splits[split] = RawSplit(ImageInputs(arrays=to_uint8(images)), [str(int(v)) for v in labels.reshape(-1)])
     if "train" not in splits:
         raise DataError(f"{path}: no train_images/train_labels arrays (found: {', '.join(sorted(keys))})")
     return RawData(modality="image", splits=splits)
@@ -144,9 +145,7 @@ def read_image_folder(root: Path) -> RawData:
     if total == 0:
         raise DataError(f"{root}: no files found in the class folders")
     if len(skipped) > MAX_SKIPPED_SHARE * total:
-        raise DataError(
-            f"{root}: {len(skipped)} of {total} files are not readable images, e.g. {skipped[0]}"
-        )
+        raise DataError(f"{root}: {len(skipped)} of {total} files are not readable images, e.g. {skipped[0]}")
     if skipped:
         log.warning("skipped %d unreadable file(s): %s", len(skipped), ", ".join(skipped[:5]))
     return RawData(modality="image", splits=splits, skipped=skipped)
@@ -189,19 +188,42 @@ def find_split_tables(folder: Path) -> dict[str, Path]:
 
 
 def read_table(path: Path):
+    """Read every column as written: labels such as "007" keep their spelling, integer labels do not turn
+    into floats because a cell is empty."""
     import pandas as pd
 
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=False, na_values=[""])
-        if suffix == ".tsv":
-            return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
         if suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_json(path, lines=suffix == ".jsonl")
+        return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
     except Exception as exc:  # pandas raises many parser error types; all mean "unreadable table"
         raise DataError(f"cannot read table {path}: {str(exc).splitlines()[0]}") from None
+
+
+def label_text(value) -> str | None:
+    """A label cell as text, or None when it is empty; integral floats (Parquet, JSON) lose their '.0'."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        if value.is_integer():
+            return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def row_reference(path: Path, index: int) -> str:
+    """Where a row lives in its file, as a person would look for it."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return f"{path.name}:{index + 2}"  # line number, after the header line
+    if suffix == ".jsonl":
+        return f"{path.name}:{index + 1}"
+    return f"{path.name}[row {index}]"
 
 
 def read_tables(tables: dict[str, Path], text_col: str | None, label_col: str | None) -> RawData:
@@ -217,12 +239,13 @@ def read_tables(tables: dict[str, Path], text_col: str | None, label_col: str | 
             if column not in frame.columns:
                 raise DataError(f"table {path} has no column {column!r}; columns: {', '.join(frame.columns)}")
         texts, labels = [], []
-        for row_number, (value, target) in enumerate(zip(frame[text], frame[label], strict=True), start=2):
-            if not isinstance(value, str) or not value.strip() or target is None or str(target) in ("", "nan"):
-                skipped.append(f"{path.name}:{row_number}")
+        for index, (value, target) in enumerate(zip(frame[text], frame[label], strict=True)):
+            target = label_text(target)
+            if not isinstance(value, str) or not value.strip() or target is None:
+                skipped.append(row_reference(path, index))
                 continue
             texts.append(value.strip())
-            labels.append(str(target))
+            labels.append(target)
         splits[split] = RawSplit(TextInputs(texts), labels)
     if skipped:
         log.warning("skipped %d row(s) with an empty text or label: %s", len(skipped), ", ".join(skipped[:5]))
@@ -254,7 +277,6 @@ def choose_columns(frame, path: Path, text_col: str | None, label_col: str | Non
         label = min(others, key=lambda n: frame[n].nunique()) if others else None
     if text is None or label is None or text == label:
         raise DataError(
-            f"cannot tell the text and label columns of {path} ({', '.join(names)}); "
-            "pass --text-col and --label-col"
+            f"cannot tell the text and label columns of {path} ({', '.join(names)}); pass --text-col and --label-col"
         )
     return text, label

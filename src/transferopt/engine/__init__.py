@@ -6,6 +6,12 @@ from .run import RunOutcome, Transfer, frozen_prefix, resolve_device
 from .trainer import StopTraining, TrainHistory
 
 __all__ = [
-    "FeatureCache", "RunOutcome", "StopTraining", "Transfer", "TrainHistory", "classification_metrics",
-    "frozen_prefix", "resolve_device",
+    "FeatureCache",
+    "RunOutcome",
+    "StopTraining",
+    "Transfer",
+    "TrainHistory",
+    "classification_metrics",
+    "frozen_prefix",
+    "resolve_device",
 ]

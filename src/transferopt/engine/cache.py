@@ -58,15 +58,28 @@ class FeatureCache:
     def key(self, backbone: Backbone, weights: str, split: Split, prefix: int) -> str:
         # The spec carries pooling and normalisation, which shape the cached pooled features.
         payload = json.dumps(
-            [CACHE_FORMAT, backbone.spec(), weights, split.fingerprint(), backbone.preprocessing_signature(False),
-             prefix],
-            sort_keys=True, default=str,
+            [
+                CACHE_FORMAT,
+                backbone.spec(),
+                weights,
+                split.fingerprint(),
+                backbone.preprocessing_signature(False),
+                prefix,
+            ],
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
     def states(
-        self, backbone: Backbone, weights: str, split: Split, prefix: int, batch_size: int,
-        device: torch.device, label: str = "",
+        self,
+        backbone: Backbone,
+        weights: str,
+        split: Split,
+        prefix: int,
+        batch_size: int,
+        device: torch.device,
+        label: str = "",
     ) -> State:
         key = self.key(backbone, weights, split, prefix)
         self.stats.keys.append(key)

@@ -28,15 +28,18 @@ def fit_logistic_head(
     literature; reusing it (rather than SGD on the head) gives the exact convex optimum in seconds.
     """
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     best = None
     # Ascending C with warm starts: each fit starts from the more regularised solution, and tol=1e-3
     # changes no validation decision but cuts L-BFGS iterations several-fold.
-    model = LogisticRegression(max_iter=2000, tol=1e-3, class_weight=class_weight, random_state=seed,
-                               warm_start=True)
+    model = LogisticRegression(max_iter=2000, tol=1e-3, class_weight=class_weight, random_state=seed, warm_start=True)
     for c in sorted(c_values):
         model.set_params(C=c)
-        model.fit(train_features, train_labels)
+        # BLAS threads inside a process whose torch OpenMP threads are alive spin against each other:
+        # one thread is 15x faster here (0.38 s -> 0.025 s for 1006x1280 features, 10 classes).
+        with threadpool_limits(limits=1):
+            model.fit(train_features, train_labels)
         probs = full_probabilities(model, val_features, len(classes))
         value = score(classification_metrics(probs, val_labels, classes), metric)
         if best is None or value > best[0]:

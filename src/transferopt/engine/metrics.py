@@ -31,9 +31,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         "n": int(len(labels)),
         "accuracy": float((predictions == labels).mean()),
         "macro_f1": float(f1_score(labels, predictions, labels=present, average="macro", zero_division=0)),
-        "per_class_recall": {
-            classes[i]: float(recall[i]) for i in label_ids if i in set(present.tolist())
-        },
+        "per_class_recall": {classes[i]: float(recall[i]) for i in label_ids if i in set(present.tolist())},
         "ece": expected_calibration_error(probs, labels),
         "log_loss": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean()),
     }

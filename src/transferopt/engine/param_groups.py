@@ -8,7 +8,11 @@ from ..models.base import TransferModel
 
 
 def build_param_groups(
-    model: TransferModel, lr: float, head_lr_scale: float, layer_decay: float, weight_decay: float,
+    model: TransferModel,
+    lr: float,
+    head_lr_scale: float,
+    layer_decay: float,
+    weight_decay: float,
     decay_backbone: bool = True,
 ) -> list[dict[str, Any]]:
     """One optimizer group per (layer group, decay?) pair.

@@ -11,6 +11,7 @@ import torch
 
 from ..config import FitConfig
 from ..data.types import Split, TaskData
+from ..errors import ConfigError
 from ..models.base import TransferModel
 from ..strategies.base import Strategy
 from ..strategies.lora import adapter_of, merge_adapter
@@ -38,6 +39,10 @@ class RunOutcome:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available on this machine")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps: MPS is not available on this machine")
     return torch.device(name)
 
 
@@ -118,8 +123,16 @@ class Transfer:
         val_features = self.states(self.data.val, n, "val")["features"].numpy()
         c_values = strategy.options.c_values
         return fit_logistic_head(
-            self.model.classifier, train_features, self.data.train.labels, val_features, self.data.val.labels,
-            self.data.classes, c_values, "balanced" if balanced else None, self.config.metric, self.config.seed,
+            self.model.classifier,
+            train_features,
+            self.data.train.labels,
+            val_features,
+            self.data.val.labels,
+            self.data.classes,
+            c_values,
+            "balanced" if balanced else None,
+            self.config.metric,
+            self.config.seed,
         )
 
     def train(self, strategy: Strategy, prefix: int, balanced: bool, hooks: list[EpochHook] | None) -> TrainHistory:
@@ -145,8 +158,15 @@ class Transfer:
             class_weights=class_weight_tensor(data.train.labels, data.num_classes) if balanced else None,
         )
         return train(
-            self.model, train_batches, self.batches(data.val, prefix, "val"), data.val.labels, data.classes,
-            prefix, settings, self.device, hooks,
+            self.model,
+            train_batches,
+            self.batches(data.val, prefix, "val"),
+            data.val.labels,
+            data.classes,
+            prefix,
+            settings,
+            self.device,
+            hooks,
         )
 
     def probabilities(self, split: Split, prefix: int, label: str) -> np.ndarray:
@@ -158,7 +178,8 @@ def describe_trainable(model: TransferModel) -> tuple[int, list[str]]:
     backbone = model.backbone
     params = dict(backbone.named_parameters())
     groups = [
-        name for name, names in zip(backbone.group_names, backbone.param_groups(), strict=True)
+        name
+        for name, names in zip(backbone.group_names, backbone.param_groups(), strict=True)
         if any(params[n].requires_grad for n in names)
     ]
     return sum(p.numel() for p in model.parameters() if p.requires_grad), groups

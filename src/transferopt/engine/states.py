@@ -48,7 +48,9 @@ class CachedBatches:
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
-    def iterate(self, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[tuple[State, torch.Tensor]]:
+    def iterate(
+        self, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[State, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
@@ -60,7 +62,13 @@ class RawBatches:
     """Mini-batches prepared on the fly (augmentation); the frozen prefix runs without gradients."""
 
     def __init__(
-        self, backbone: Backbone, split: Split, batch_size: int, prefix: int, augment: bool, device: torch.device
+        self,
+        backbone: Backbone,
+        split: Split,
+        batch_size: int,
+        prefix: int,
+        augment: bool,
+        device: torch.device,
     ) -> None:
         self.backbone = backbone
         self.split = split
@@ -73,7 +81,9 @@ class RawBatches:
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
-    def iterate(self, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[tuple[State, torch.Tensor]]:
+    def iterate(
+        self, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[State, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):

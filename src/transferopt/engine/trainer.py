@@ -54,9 +54,9 @@ def set_frozen_norms_to_eval(model: nn.Module) -> None:
     """Normalisation layers with nothing to learn keep their pretrained statistics: in train mode
     BatchNorm would silently re-estimate them, changing a "frozen" layer."""
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            if not any(p.requires_grad for p in module.parameters(recurse=False)):
-                module.eval()
+        frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
+        if isinstance(module, nn.modules.batchnorm._NormBase) and frozen:
+            module.eval()
 
 
 def prefix_to_eval(model: TransferModel, prefix: int) -> None:
@@ -102,15 +102,21 @@ def train(
     check_all_trainable_grouped(model)
     started = time.perf_counter()
     groups = build_param_groups(
-        model, settings.lr, settings.head_lr_scale, settings.layer_decay, settings.weight_decay,
+        model,
+        settings.lr,
+        settings.head_lr_scale,
+        settings.layer_decay,
+        settings.weight_decay,
         decay_backbone=settings.l2sp == 0,
     )
     optimizer = torch.optim.AdamW(groups)
     total_steps = settings.epochs * len(train_batches)
     scheduler = warmup_cosine(optimizer, int(settings.warmup_fraction * total_steps), total_steps)
-    anchors = {
-        n: p.detach().clone() for n, p in model.backbone.named_parameters() if p.requires_grad
-    } if settings.l2sp > 0 else {}
+    anchors = (
+        {n: p.detach().clone() for n, p in model.backbone.named_parameters() if p.requires_grad}
+        if settings.l2sp > 0
+        else {}
+    )
     named = dict(model.backbone.named_parameters())
     loss_fn = nn.CrossEntropyLoss(
         weight=settings.class_weights.to(device) if settings.class_weights is not None else None,
@@ -150,8 +156,11 @@ def train(
             val = classification_metrics(probs, val_labels, classes)
             value = score(val, settings.metric)
             record = {
-                "epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val["log_loss"],
-                "val_accuracy": val["accuracy"], f"val_{settings.metric}": value,
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val["log_loss"],
+                "val_accuracy": val["accuracy"],
+                f"val_{settings.metric}": value,
                 "elapsed_s": time.perf_counter() - started,
             }
             history.epochs.append(record)

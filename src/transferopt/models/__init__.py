@@ -4,6 +4,13 @@ from .base import Backbone, State, TransferModel
 from .registry import ALIASES, ModelAlias, list_models, rebuild_backbone, register_alias, resolve_backbone
 
 __all__ = [
-    "ALIASES", "Backbone", "ModelAlias", "State", "TransferModel", "list_models", "rebuild_backbone",
-    "register_alias", "resolve_backbone",
+    "ALIASES",
+    "Backbone",
+    "ModelAlias",
+    "State",
+    "TransferModel",
+    "list_models",
+    "rebuild_backbone",
+    "register_alias",
+    "resolve_backbone",
 ]

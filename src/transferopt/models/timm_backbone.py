@@ -19,43 +19,32 @@ AUTO_SIZE_FACTOR = 4
 MIN_AUTO_SIZE = 64
 
 
-def _sequential(*modules: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        for module in modules:
-            x = module(x)
-        return x
-
-    return run
-
-
-def split_into_groups(net: nn.Module) -> tuple[list[str], list[list[nn.Module]], bool]:
-    """Return (names, modules per group, sequential?) for the timm families we can run stage by stage.
+def split_into_groups(net: nn.Module) -> tuple[list[str], list[list[str]], bool]:
+    """Return (group names, submodule paths per group, sequential?) for the timm families we can run
+    stage by stage.
 
     Group boundaries follow each model's own `group_matcher` (stem, each block stage, final conv).
     Families outside the list are one group: every strategy still works, only partial caching does not.
+    Paths, not module objects, are kept: adapters (peft) replace submodules such as `conv_head` in place.
     """
-    if all(hasattr(net, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):  # EfficientNet/MobileNet
-        stages = list(net.blocks)
+
+    def has(*names: str) -> bool:
+        return all(hasattr(net, n) for n in names)
+
+    if has("conv_stem", "bn1", "blocks", "conv_head", "bn2"):  # EfficientNet / MobileNet
+        stages = [f"blocks.{i}" for i in range(len(net.blocks))]
         return (
-            ["stem", *[f"blocks.{i}" for i in range(len(stages))], "head_conv"],
-            [[net.conv_stem, net.bn1], *[[s] for s in stages], [net.conv_head, net.bn2]],
+            ["stem", *stages, "head_conv"],
+            [["conv_stem", "bn1"], *[[s] for s in stages], ["conv_head", "bn2"]],
             True,
         )
-    if all(hasattr(net, a) for a in ("conv1", "bn1", "act1", "maxpool", "layer1", "layer4")):  # ResNet
-        layers = [getattr(net, f"layer{i}") for i in range(1, 5)]
-        return (
-            ["stem", "layer1", "layer2", "layer3", "layer4"],
-            [[net.conv1, net.bn1, net.act1, net.maxpool], *[[layer] for layer in layers]],
-            True,
-        )
-    if all(hasattr(net, a) for a in ("stem", "stages", "norm_pre")):  # ConvNeXt and similar
-        stages = list(net.stages)
-        return (
-            ["stem", *[f"stages.{i}" for i in range(len(stages))], "norm_pre"],
-            [[net.stem], *[[s] for s in stages], [net.norm_pre]],
-            True,
-        )
-    return ["features"], [[net]], False
+    if has("conv1", "bn1", "act1", "maxpool", "layer1", "layer4"):  # ResNet
+        layers = [f"layer{i}" for i in range(1, 5)]
+        return ["stem", *layers], [["conv1", "bn1", "act1", "maxpool"], *[[name] for name in layers]], True
+    if has("stem", "stages", "norm_pre"):  # ConvNeXt and similar
+        stages = [f"stages.{i}" for i in range(len(net.stages))]
+        return ["stem", *stages, "norm_pre"], [["stem"], *[[s] for s in stages], ["norm_pre"]], True
+    return ["features"], [[""]], False
 
 
 class TimmBackbone(Backbone):
@@ -75,10 +64,7 @@ class TimmBackbone(Backbone):
         self.net = net
         self.data_config = dict(data_config or timm.data.resolve_data_config({}, model=net))
         self.data_config["input_size"] = tuple(self.data_config["input_size"])
-        self._names, self._modules_per_group, self.sequential = split_into_groups(net)
-        self._runs = (
-            [_sequential(*mods) for mods in self._modules_per_group] if self.sequential else [net.forward_features]
-        )
+        self._names, self._paths, self.sequential = split_into_groups(net)
         self._transforms: dict[bool, Callable] = {}
 
     # -- structure ----------------------------------------------------------------------------
@@ -87,7 +73,7 @@ class TimmBackbone(Backbone):
         return list(self._names)
 
     def group_modules(self) -> list[nn.Module]:
-        return [nn.ModuleList(mods) for mods in self._modules_per_group]
+        return [nn.ModuleList(self.net.get_submodule(p) for p in paths) for paths in self._paths]
 
     @property
     def num_features(self) -> int:
@@ -120,8 +106,10 @@ class TimmBackbone(Backbone):
 
             cfg = self.data_config
             options = dict(
-                input_size=cfg["input_size"], interpolation=cfg.get("interpolation", "bilinear"),
-                mean=cfg["mean"], std=cfg["std"],
+                input_size=cfg["input_size"],
+                interpolation=cfg.get("interpolation", "bilinear"),
+                mean=cfg["mean"],
+                std=cfg["std"],
             )
             if train:
                 options.update(is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=0.0)
@@ -144,8 +132,11 @@ class TimmBackbone(Backbone):
     # -- computation --------------------------------------------------------------------------
     def run_groups(self, state: State, start: int, stop: int) -> State:
         x = state["x"]
-        for run in self._runs[start:stop]:
-            x = run(x)
+        if not self.sequential:
+            return {"x": self.net.forward_features(x) if start < stop else x}
+        for paths in self._paths[start:stop]:
+            for path in paths:
+                x = self.net.get_submodule(path)(x)
         return {"x": x}
 
     def pool(self, state: State) -> torch.Tensor:
@@ -158,6 +149,7 @@ class TimmBackbone(Backbone):
     def default_lora_targets(self) -> list[str]:
         # Pointwise (1x1) convolutions and linear layers carry most parameters in timm CNNs and ViTs.
         names = {n.rsplit(".", 1)[-1] for n, m in self.net.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)}
-        preferred = [t for t in ("conv_pw", "conv_pwl", "conv1", "conv2", "conv3", "qkv", "proj", "fc1", "fc2")
-                     if t in names]
+        preferred = [
+            t for t in ("conv_pw", "conv_pwl", "conv1", "conv2", "conv3", "qkv", "proj", "fc1", "fc2") if t in names
+        ]
         return preferred or sorted(names)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -34,6 +36,7 @@ class Strategy(ABC):
         if unknown:
             valid = ", ".join(sorted(fields)) or "none"
             raise ConfigError(f"strategy {self.name!r} has no option(s) {', '.join(unknown)}; valid: {valid}")
+        check_option_types(self.name, self.Options, options)
         self.options = self.Options(**options)
 
     @abstractmethod
@@ -51,6 +54,36 @@ class Strategy(ABC):
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def check_option_types(strategy: str, options_class: type, options: dict[str, Any]) -> None:
+    """Refuse values of the wrong type (e.g. `-o k=abc`) with a message naming the option."""
+    hints = typing.get_type_hints(options_class)
+    for name, value in options.items():
+        if not matches_type(value, hints[name]):
+            raise ConfigError(f"strategy {strategy!r}: option {name}={value!r} should be {describe_type(hints[name])}")
+
+
+def matches_type(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches_type(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if origin is not None:
+        return isinstance(value, origin)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def describe_type(hint: Any) -> str:
+    text = str(hint).replace("typing.", "")
+    return text.replace("<class '", "").replace("'>", "")
 
 
 def make_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:

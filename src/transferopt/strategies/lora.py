@@ -39,9 +39,12 @@ class Lora(Strategy):
 
     def target_names(self, model: TransferModel) -> list[str]:
         backbone = model.backbone
-        suffixes = self.options.target_modules or backbone.default_lora_targets()
+        targets = self.options.target_modules
+        if isinstance(targets, str):  # `-o target_modules=query,value` arrives as one string
+            targets = [t.strip() for t in targets.split(",") if t.strip()]
+        suffixes = set(targets or backbone.default_lora_targets())
         n = backbone.num_groups
-        k = self.options.last_k or n
+        k = self.options.last_k if self.options.last_k is not None else n
         if not 1 <= k <= n:
             raise ConfigError(f"lora: last_k must be between 1 and {n}, got {k}")
         net_names = {id(m): name for name, m in backbone.net.named_modules()}
@@ -49,11 +52,10 @@ class Lora(Strategy):
         for group in backbone.group_modules()[n - k :]:
             for module in group.modules():
                 name = net_names.get(id(module))
-                if (name and isinstance(module, nn.Linear | nn.Conv2d)
-                        and name.rsplit(".", 1)[-1] in suffixes):
+                if name and isinstance(module, nn.Linear | nn.Conv2d) and name.rsplit(".", 1)[-1] in suffixes:
                     names.append(name)
         if not names:
-            raise ConfigError(f"lora: no Linear/Conv2d module named {suffixes} in the last {k} layer groups")
+            raise ConfigError(f"lora: no Linear/Conv2d module named {sorted(suffixes)} in the last {k} layer groups")
         return sorted(set(names))
 
     def apply(self, model: TransferModel) -> None:
