@@ -25,6 +25,7 @@ RUN_FILES = {
     "data.json",
     "backbone",
     "transferopt-run.json",
+    "training_curve.png",
 }
 
 

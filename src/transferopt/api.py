@@ -21,6 +21,7 @@ from .engine.states import RawBatches
 from .engine.trainer import EpochHook, predict_probabilities
 from .errors import ConfigError, DataError
 from .models import TransferModel, rebuild_backbone, resolve_backbone
+from .reporting.plots import plot_training_curve
 from .reporting.rundir import read_json, write_json, write_run_dir
 from .strategies import make_strategy
 
@@ -109,6 +110,8 @@ class FitResult:
         )
         write_json(folder / "metrics.json", self.metrics)
         write_json(folder / "history.json", self.history)
+        if self.history:
+            plot_training_curve(self.history, folder / "training_curve.png", self.config.metric)
         write_json(folder / "data.json", self.data_summary)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"))
