@@ -233,6 +233,7 @@ def fit(
         frozen_prefix=outcome.prefix,
         strategy=strategy_obj.describe(),
         head_fit=outcome.head_fit,
+        temperature=outcome.temperature,
         best_epoch=outcome.history.best_epoch if outcome.history else None,
         cache={
             "hits_memory": transfer.cache.stats.hits_memory,

@@ -47,6 +47,7 @@ class FitConfig:
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})
     class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})
     metric: str = field(default="accuracy", metadata={"help": "validation metric for early stopping"})
+    calibrate: bool = field(default=True, metadata={"help": "temperature-scale the head on validation"})
     text_col: str | None = None
     label_col: str | None = None
     device: str = "auto"

@@ -52,10 +52,19 @@ def bn_buffers(modules) -> dict[str, torch.Tensor]:
     return out
 
 
+def test_calibration_improves_validation_nll_and_keeps_predictions(tmp_path, colour_folder):
+    plain = transferopt.fit(str(colour_folder), "tiny-effnet", "linear-probe", calibrate=False)
+    tuned = transferopt.fit(str(colour_folder), "tiny-effnet", "linear-probe")
+    assert plain.metrics["temperature"] is None and tuned.metrics["temperature"] > 0
+    assert tuned.metrics["val"]["log_loss"] <= plain.metrics["val"]["log_loss"] + 1e-9
+    assert tuned.metrics["val"]["accuracy"] == plain.metrics["val"]["accuracy"]
+
+
 def test_linear_probe_runs_the_backbone_once_per_example(tmp_path, colour_folder, prepared):
     result = transferopt.fit(str(colour_folder), "tiny-effnet", "linear-probe", cache=FeatureCache(tmp_path))
     assert prepared["n"] == 24 + 9 + 9  # train + val + test, each once
-    assert result.metrics["cache"] == {"hits_memory": 1, "hits_disk": 0, "misses": 3}
+    # Memory hits: val features reused for the evaluation and for temperature calibration.
+    assert result.metrics["cache"] == {"hits_memory": 2, "hits_disk": 0, "misses": 3}
     assert result.metrics["frozen_prefix"] == 7 and result.history == []
     # Same data again: everything comes from the cache (memory, then disk).
     transferopt.fit(str(colour_folder), "tiny-effnet", "linear-probe", cache=FeatureCache(tmp_path))
@@ -191,7 +200,8 @@ def snapshot_each_epoch(model, store):
 
 def test_early_stopping_restores_the_best_epoch(tmp_path, colour_folder, monkeypatch):
     transfer = make_transfer(
-        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=3, lr=1e-2
+        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=3, lr=1e-2,
+        calibrate=False,  # temperature scaling would rescale the restored head
     )
     calls = scripted_scores(monkeypatch, [0.1, 0.5, 0.9, 0.4, 0.6, 0.8, 0.99, 0.99, 0.99, 0.99, 0.99])
     snapshots = {}
@@ -212,7 +222,8 @@ def test_training_that_never_beats_the_start_keeps_the_start(tmp_path, colour_fo
     """After LP-FT's probe, epoch 0 is a real candidate: fine-tuning that never beats it must not
     replace it."""
     transfer = make_transfer(
-        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=2, lr=1e-2
+        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=2, lr=1e-2,
+        calibrate=False,  # temperature scaling would rescale the restored head
     )
     scripted_scores(monkeypatch, [0.9, 0.5, 0.6, 0.95])
     model = transfer.model
