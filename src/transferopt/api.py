@@ -69,17 +69,8 @@ class FitResult:
         return classification_metrics(probs, labels, self.classes)
 
     def _load_matching(self, spec: str) -> TaskData:
-        same = spec == self.config.data
-        cfg = self.config
-        return load_task_data(
-            spec,
-            text_col=cfg.text_col,
-            label_col=cfg.label_col,
-            seed=cfg.seed,
-            val_fraction=cfg.val_fraction,
-            shots=cfg.shots if same else None,
-            val_shots=cfg.val_shots if same else None,
-        )
+        # The run's own data comes back with the same sampling, so "val" means the same examples.
+        return task_from_config(self.config, spec, sample=spec == self.config.data)
 
     def _probabilities(self, split: Split) -> np.ndarray:
         device = next(self.model.parameters()).device
@@ -119,6 +110,19 @@ class FitResult:
         backbone.export(folder / "backbone")
         if self.adapter is not None:
             save_adapter(self.adapter, folder / "adapter")
+
+
+def task_from_config(config: FitConfig, spec: str | None = None, sample: bool = True) -> TaskData:
+    """Load `spec` (default: the config's data) with the config's columns and, if `sample`, its shots."""
+    return load_task_data(
+        spec or config.data,
+        text_col=config.text_col,
+        label_col=config.label_col,
+        shots=config.shots if sample else None,
+        val_shots=config.val_shots if sample else None,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
 
 
 def save_adapter(adapter: dict[str, Any], folder: Path) -> None:
@@ -196,15 +200,7 @@ def fit(
         config = FitConfig(data=data, model=model, strategy=strategy, **options)
     started = time.perf_counter()
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
-    task = task or load_task_data(
-        config.data,
-        text_col=config.text_col,
-        label_col=config.label_col,
-        shots=config.shots,
-        val_shots=config.val_shots,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-    )
+    task = task or task_from_config(config)
     backbone = resolve_backbone(config.model)
     configure_backbone(backbone, task, config)
     torch.manual_seed(config.seed)

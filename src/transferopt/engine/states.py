@@ -37,11 +37,10 @@ def to_device(state: State, device: torch.device) -> State:
     return {k: v.to(device, non_blocking=True) for k, v in state.items()}
 
 
-class CachedBatches:
-    """Mini-batches drawn from precomputed states (the frozen prefix ran once)."""
+class Batches:
+    """Mini-batches of (state, labels) in a fixed or seeded-shuffled order."""
 
-    def __init__(self, states: State, labels: np.ndarray, batch_size: int) -> None:
-        self.states = states
+    def __init__(self, labels: np.ndarray, batch_size: int) -> None:
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.batch_size = batch_size
 
@@ -55,41 +54,39 @@ class CachedBatches:
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield slice_state(self.states, index), self.labels[index]
+            yield self.state_for(index), self.labels[index]
+
+    def state_for(self, index: torch.Tensor) -> State:
+        raise NotImplementedError
 
 
-class RawBatches:
-    """Mini-batches prepared on the fly (augmentation); the frozen prefix runs without gradients."""
+class CachedBatches(Batches):
+    """Batches drawn from precomputed states (the frozen prefix ran once)."""
+
+    def __init__(self, states: State, labels: np.ndarray, batch_size: int) -> None:
+        super().__init__(labels, batch_size)
+        self.states = states
+
+    def state_for(self, index: torch.Tensor) -> State:
+        return slice_state(self.states, index)
+
+
+class RawBatches(Batches):
+    """Batches prepared on the fly (augmentation); the frozen prefix runs without gradients."""
 
     def __init__(
-        self,
-        backbone: Backbone,
-        split: Split,
-        batch_size: int,
-        prefix: int,
-        augment: bool,
-        device: torch.device,
+        self, backbone: Backbone, split: Split, batch_size: int, prefix: int, augment: bool, device: torch.device
     ) -> None:
+        super().__init__(split.labels, batch_size)
         self.backbone = backbone
         self.split = split
-        self.labels = torch.as_tensor(split.labels, dtype=torch.long)
-        self.batch_size = batch_size
         self.prefix = prefix
         self.augment = augment
         self.device = device
 
-    def __len__(self) -> int:
-        return (len(self.labels) + self.batch_size - 1) // self.batch_size
-
-    def iterate(
-        self, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[State, torch.Tensor]]:
-        n = len(self.labels)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
-            state = to_device(self.backbone.prepare(self.split.inputs, index.tolist(), train=self.augment), self.device)
-            if self.prefix:
-                with torch.no_grad():
-                    state = self.backbone.run_groups(state, 0, self.prefix)
-            yield state, self.labels[index]
+    def state_for(self, index: torch.Tensor) -> State:
+        state = to_device(self.backbone.prepare(self.split.inputs, index.tolist(), train=self.augment), self.device)
+        if self.prefix:
+            with torch.no_grad():
+                state = self.backbone.run_groups(state, 0, self.prefix)
+        return state

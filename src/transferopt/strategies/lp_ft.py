@@ -8,17 +8,14 @@ from typing import Any
 from ..errors import ConfigError
 from ..models.base import TransferModel
 from .base import STRATEGIES, Strategy
-from .simple import DEFAULT_C_VALUES
+from .simple import c_values_field
 
 
 @dataclasses.dataclass
 class LpFtOptions:
     then: str = dataclasses.field(default="full", metadata={"help": "strategy for the fine-tuning phase"})
     then_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    c_values: list[float] = dataclasses.field(
-        default_factory=lambda: list(DEFAULT_C_VALUES),
-        metadata={"help": "inverse L2 strengths tried for the probe phase"},
-    )
+    c_values: list[float] = c_values_field()
 
 
 @STRATEGIES.register("lp-ft")

@@ -16,12 +16,16 @@ DEFAULT_C_VALUES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
+def c_values_field() -> list[float]:
+    return dataclasses.field(
+        default_factory=lambda: list(DEFAULT_C_VALUES),
+        metadata={"help": "inverse L2 strengths of the probe head; the best on validation is kept"},
+    )
+
+
 @dataclasses.dataclass
 class LinearProbeOptions:
-    c_values: list[float] = dataclasses.field(
-        default_factory=lambda: list(DEFAULT_C_VALUES),
-        metadata={"help": "inverse L2 strengths tried; the best on validation is kept"},
-    )
+    c_values: list[float] = c_values_field()
 
 
 @STRATEGIES.register("linear-probe")
