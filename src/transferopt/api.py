@@ -22,7 +22,7 @@ from .engine.trainer import EpochHook, predict_probabilities
 from .errors import ConfigError, DataError
 from .models import TransferModel, rebuild_backbone, resolve_backbone
 from .reporting.plots import plot_training_curve
-from .reporting.rundir import read_json, write_json, write_run_dir
+from .reporting.rundir import check_run_destination, read_json, write_json, write_run_dir
 from .strategies import make_strategy
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,8 @@ def fit(
             raise ConfigError("fit needs data and model (or a FitConfig)")
         config = FitConfig(data=data, model=model, strategy=strategy, **options)
     started = time.perf_counter()
+    if out is not None:
+        check_run_destination(Path(out))
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
     task = task or task_from_config(config)
     backbone = resolve_backbone(config.model)

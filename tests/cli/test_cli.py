@@ -29,7 +29,7 @@ def assert_user_error(result, *fragments: str) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    assert all(line.startswith(("error: ", "warning: ", "epoch ")) for line in lines), result.stderr
+    assert all(line.startswith(("error: ", "warning: ", "info: ", "epoch ")) for line in lines), result.stderr
     for fragment in fragments:
         assert fragment in errors[0], (fragment, errors[0])
     return errors[0]

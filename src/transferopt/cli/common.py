@@ -21,7 +21,7 @@ def user_errors_as_messages(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+        configure_logging()
         try:
             return command(*args, **kwargs)
         except TransferoptError as exc:
@@ -32,6 +32,36 @@ def user_errors_as_messages(command: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class LowercaseLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (test runners and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(LowercaseLevelFormatter())
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    """Warnings from any library, plus transferopt's own progress notes, one line each on stderr."""
+    root = logging.getLogger()
+    if not any(isinstance(h, CurrentStderrHandler) for h in root.handlers):
+        root.addHandler(CurrentStderrHandler())
+        root.setLevel(logging.WARNING)
+    logging.getLogger("transferopt").setLevel(logging.INFO)
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def progress_enabled() -> bool:
@@ -18,6 +21,8 @@ def progress_enabled() -> bool:
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callable; a rich bar is drawn only when progress is enabled."""
     if not progress_enabled():
+        # No terminal to draw on: one log line per long step still tells the user what is happening.
+        log.info("%s: %d steps", description, total)
         yield lambda n: None
         return
     from rich.console import Console

@@ -39,13 +39,19 @@ def read_json(path: Path) -> Any:
         raise RunDirError(f"{path} is corrupt: {exc}") from None
 
 
-def write_run_dir(destination: Path, fill: Callable[[Path], None], marker: dict[str, Any]) -> Path:
-    """Let `fill` write into a fresh temporary folder, then move it into place."""
+def check_run_destination(destination: Path) -> None:
+    """Refuse, before any work, a destination that would overwrite something that is not a run."""
     destination = Path(destination)
     if destination.exists() and not destination.is_dir():
         raise RunDirError(f"--out {destination} is a file, not a folder")
     if destination.is_dir() and any(destination.iterdir()) and not is_run_dir(destination):
         raise RunDirError(f"--out {destination} already holds files that are not a transferopt run; choose another")
+
+
+def write_run_dir(destination: Path, fill: Callable[[Path], None], marker: dict[str, Any]) -> Path:
+    """Let `fill` write into a fresh temporary folder, then move it into place."""
+    destination = Path(destination)
+    check_run_destination(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.tmp-"))
     try:
