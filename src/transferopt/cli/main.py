@@ -109,6 +109,47 @@ def print_fit_summary(result) -> None:
 
 @app.command()
 @user_errors_as_messages
+def rank(
+    data: str = typer.Option(..., "--data", help="data set to rank the candidates for"),
+    candidates: str = typer.Option(..., "--candidates", help="comma-separated model names"),
+    shots: int = typer.Option(None, "--shots", help="labelled examples per class"),
+    seed: int = typer.Option(0, "--seed"),
+    key: str = typer.Option("logme", "--by", help="score to sort by"),
+    depth: bool = typer.Option(True, "--depth/--no-depth", help="also score each layer group's features"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Rank candidate models by transferability scores from one forward pass each."""
+    from ..api import task_from_config
+    from ..config import FitConfig
+    from ..errors import ConfigError
+    from ..scoring import rank_candidates
+
+    names = [c.strip() for c in candidates.split(",") if c.strip()]
+    if not names:
+        raise ConfigError("--candidates needs at least one model name")
+    config = FitConfig(data=data, model=names[0], shots=shots, seed=seed)
+    task = task_from_config(config)
+    ranked = rank_candidates(task, names, config, key=key, profile_depth=depth)
+    if as_json:
+        print_json([c.to_dict() for c in ranked])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = sorted({k for c in ranked for k in c.scores})
+    table = Table(title=f"candidates for {data} (sorted by {key})")
+    for column in ("model", *keys, "best depth", "s"):
+        table.add_column(column, justify="left" if column in ("model", "best depth") else "right")
+    for c in ranked:
+        depth_note = f"{c.best_depth} ({c.depth_profile[c.best_depth]:.3f})" if c.best_depth else "—"
+        table.add_row(
+            c.model, *(f"{c.scores[k]:.4f}" if k in c.scores else "—" for k in keys), depth_note, f"{c.seconds:.0f}"
+        )
+    Console().print(table)
+
+
+@app.command()
+@user_errors_as_messages
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory from fit/optimize"),
     data: str = typer.Option(None, "--data", help="data set (default: the one the run was trained on)"),
