@@ -62,9 +62,7 @@ for _alias, _arch in TINY_IMAGE_MODELS.items():
 
 def pytest_configure(config):
     # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
-    config.addinivalue_line(
-        "filterwarnings", "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"
-    )
+    config.addinivalue_line("filterwarnings", "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -49,10 +49,7 @@ def test_fit_writes_a_complete_run_directory(image_run, colour_folder):
     assert FitConfig.from_dict(json.loads((out / "config.json").read_text())) == result.config
     assert result.config.strategy_options == {"k": 2} and result.config.data == str(colour_folder)
     assert json.loads((out / "labels.json").read_text()) == {"classes": ["blue", "green", "red"]}
-    assert (
-        json.loads((out / "metrics.json").read_text())["trainable_params"]
-        == result.metrics["trainable_params"]
-    )
+    assert json.loads((out / "metrics.json").read_text())["trainable_params"] == result.metrics["trainable_params"]
     assert json.loads((out / "history.json").read_text()) == json.loads(json.dumps(result.history))
     model_info = json.loads((out / "model.json").read_text())
     assert model_info["backbone"]["name"] == "tiny-effnet" and model_info["num_classes"] == 3
@@ -134,9 +131,7 @@ def test_evaluate_with_unknown_classes(image_run, tmp_path):
 
 def test_evaluate_with_the_wrong_modality(image_run, tmp_path):
     result, _ = image_run
-    rows = [
-        {"text": f"a {c} thing number {i}", "label": c} for c in ("blue", "green", "red") for i in range(4)
-    ]
+    rows = [{"text": f"a {c} thing number {i}", "label": c} for c in ("blue", "green", "red") for i in range(4)]
     helpers.write_table(tmp_path / "colours.csv", rows)
     with pytest.raises((ConfigError, DataError), match="text"):
         result.evaluate(str(tmp_path / "colours.csv"), "val")
@@ -185,9 +180,7 @@ def test_text_run_saves_and_loads(tmp_path, intents_dir, tiny_bert_name):
     assert loaded.model.backbone.max_length == 16
     texts = ["play a song by the beatles", "will it snow tomorrow", "order sushi"]
     assert np.allclose(loaded.predict_proba(texts), result.predict_proba(texts), atol=1e-5)
-    assert loaded.evaluate(str(intents_dir), "test")["accuracy"] == pytest.approx(
-        result.metrics["test"]["accuracy"]
-    )
+    assert loaded.evaluate(str(intents_dir), "test")["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
     with pytest.raises(DataError, match="input 2 is an empty text"):
         loaded.predict(["fine", "  "])
 

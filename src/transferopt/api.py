@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from .config import FitConfig
-from .data import TaskData, load_task_data
+from .data import TaskData, task_from_config
 from .data.types import ImageInputs, Split, TextInputs
 from .engine import FeatureCache, Transfer, classification_metrics
 from .engine.states import RawBatches
 from .engine.trainer import EpochHook, predict_probabilities
 from .errors import ConfigError, DataError
-from .models import TransferModel, rebuild_backbone, resolve_backbone
+from .models import TransferModel, configure_backbone, rebuild_backbone, resolve_backbone
 from .reporting.plots import plot_training_curve
 from .reporting.rundir import check_run_destination, read_json, write_json, write_run_dir
 from .strategies import make_strategy
@@ -110,19 +110,6 @@ class FitResult:
         backbone.export(folder / "backbone")
         if self.adapter is not None:
             save_adapter(self.adapter, folder / "adapter")
-
-
-def task_from_config(config: FitConfig, spec: str | None = None, sample: bool = True) -> TaskData:
-    """Load `spec` (default: the config's data) with the config's columns and, if `sample`, its shots."""
-    return load_task_data(
-        spec or config.data,
-        text_col=config.text_col,
-        label_col=config.label_col,
-        shots=config.shots if sample else None,
-        val_shots=config.val_shots if sample else None,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-    )
 
 
 def save_adapter(adapter: dict[str, Any], folder: Path) -> None:
@@ -252,17 +239,6 @@ def fit(
     if out is not None:
         result.save(out)
     return result
-
-
-def configure_backbone(backbone, task: TaskData, config: FitConfig) -> None:
-    if backbone.modality != task.modality:
-        raise ConfigError(
-            f"model {config.model} takes {backbone.modality} input but {config.data} holds {task.modality} data"
-        )
-    if task.modality == "image":
-        backbone.set_image_size(config.image_size, task.train.inputs.median_side())
-    else:
-        backbone.set_max_length(config.max_length)
 
 
 def load(run_dir: str | Path) -> FitResult:

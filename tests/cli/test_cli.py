@@ -214,9 +214,7 @@ def test_unknown_column(tmp_path, intents_dir):
 
 
 def test_one_class(tmp_path):
-    data = helpers.write_colour_images(
-        tmp_path / "data", layout="flat", per_class=4, classes={"cat": (1, 2, 3)}
-    )
+    data = helpers.write_colour_images(tmp_path / "data", layout="flat", per_class=4, classes={"cat": (1, 2, 3)})
     assert_user_error(fit(data, "tiny-effnet", tmp_path / "out"), "only one class ('cat')")
 
 
@@ -235,9 +233,7 @@ def test_shots_too_large(tmp_path, colour_folder):
 
 def test_unknown_model(tmp_path, colour_folder):
     assert_user_error(fit(colour_folder, "resnet9000", tmp_path / "out"), "unknown model 'resnet9000'")
-    assert_user_error(
-        fit(colour_folder, "timm/resnet9000", tmp_path / "out"), "unknown timm model 'resnet9000'"
-    )
+    assert_user_error(fit(colour_folder, "timm/resnet9000", tmp_path / "out"), "unknown timm model 'resnet9000'")
 
 
 def test_unknown_strategy(tmp_path, colour_folder):
@@ -271,15 +267,11 @@ def test_modality_mismatch(tmp_path, intents_dir, colour_folder, tiny_bert_name)
         "model tiny-effnet takes image input",
         "holds text data",
     )
-    assert_user_error(
-        fit(colour_folder, tiny_bert_name, tmp_path / "out"), "takes text input", "holds image data"
-    )
+    assert_user_error(fit(colour_folder, tiny_bert_name, tmp_path / "out"), "takes text input", "holds image data")
 
 
 def test_invalid_option_values(tmp_path, colour_folder):
-    assert_user_error(
-        fit(colour_folder, "tiny-effnet", tmp_path / "out", "--epochs", "0"), "--epochs must be >= 1"
-    )
+    assert_user_error(fit(colour_folder, "tiny-effnet", tmp_path / "out", "--epochs", "0"), "--epochs must be >= 1")
     assert_user_error(
         fit(colour_folder, "tiny-effnet", tmp_path / "out", "--metric", "loss"), "--metric must be one of"
     )
@@ -289,9 +281,7 @@ def test_out_folder_with_unrelated_files(tmp_path, colour_folder):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    assert_user_error(
-        fit(colour_folder, "tiny-effnet", out), "already holds files that are not a transferopt run"
-    )
+    assert_user_error(fit(colour_folder, "tiny-effnet", out), "already holds files that are not a transferopt run")
     assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "precious"
 
 
@@ -309,15 +299,11 @@ def test_invalid_device(tmp_path, colour_folder):
 
 
 def test_option_of_the_wrong_type(tmp_path, colour_folder):
-    assert_user_error(
-        fit(colour_folder, "tiny-effnet", tmp_path / "out", "--strategy", "partial", "-o", "k=abc"), "k"
-    )
+    assert_user_error(fit(colour_folder, "tiny-effnet", tmp_path / "out", "--strategy", "partial", "-o", "k=abc"), "k")
 
 
 def test_evaluate_with_data_of_the_wrong_modality(tmp_path, cli_run):
     out, _ = cli_run
-    rows = [
-        {"text": f"a {c} thing number {i}", "label": c} for c in ("blue", "green", "red") for i in range(4)
-    ]
+    rows = [{"text": f"a {c} thing number {i}", "label": c} for c in ("blue", "green", "red") for i in range(4)]
     table = helpers.write_table(tmp_path / "colours.csv", rows)
     assert_user_error(invoke("evaluate", out, "--data", table, "--split", "val"), "text")

@@ -123,9 +123,7 @@ def test_one_class_is_an_error(tmp_path):
 
 
 def test_single_example_class_when_validation_must_be_held_out(tmp_path):
-    helpers.write_colour_images(
-        tmp_path, layout="flat", per_class=5, classes={"a": (0, 0, 0), "b": (255, 255, 255)}
-    )
+    helpers.write_colour_images(tmp_path, layout="flat", per_class=5, classes={"a": (0, 0, 0), "b": (255, 255, 255)})
     helpers.write_colour_images(tmp_path, layout="flat", per_class=1, classes={"lonely": (255, 0, 0)})
     with pytest.raises(DataError, match=r"class 'lonely' has a single example"):
         load_task_data(str(tmp_path))

@@ -54,8 +54,7 @@ def test_split_tables_without_train(tmp_path):
 )
 def test_columns_are_detected(tmp_path, text_name, label_name):
     rows = [
-        {"id": i, label_name: r["label"], text_name: r["text"]}
-        for i, r in enumerate(helpers.intent_rows(range(6)))
+        {"id": i, label_name: r["label"], text_name: r["text"]} for i, r in enumerate(helpers.intent_rows(range(6)))
     ]
     path = helpers.write_table(tmp_path / "t.csv", rows)
     task = load_task_data(str(path))
@@ -65,8 +64,7 @@ def test_columns_are_detected(tmp_path, text_name, label_name):
 
 def test_column_overrides(tmp_path):
     rows = [
-        {"text": "x", "label": "y", "message": r["text"], "topic": r["label"]}
-        for r in helpers.intent_rows(range(6))
+        {"text": "x", "label": "y", "message": r["text"], "topic": r["label"]} for r in helpers.intent_rows(range(6))
     ]
     path = helpers.write_table(tmp_path / "t.csv", rows)
     task = load_task_data(str(path), text_col="message", label_col="topic")
@@ -100,9 +98,7 @@ def test_test_table_with_unseen_label(tmp_path):
 
 
 def test_undetectable_columns(tmp_path):
-    path = helpers.write_table(
-        tmp_path / "t.csv", [{"only": r["text"]} for r in helpers.intent_rows(range(4))]
-    )
+    path = helpers.write_table(tmp_path / "t.csv", [{"only": r["text"]} for r in helpers.intent_rows(range(4))])
     with pytest.raises(DataError, match="cannot tell the text and label columns"):
         load_task_data(str(path))
 

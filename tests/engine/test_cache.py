@@ -175,9 +175,7 @@ def test_key_changes_with_text_pooling(tmp_path, tiny_bert_dir, intents_dir):
     net = AutoModel.from_pretrained(str(tiny_bert_dir), add_pooling_layer=False)
     cache = FeatureCache(tmp_path)
     keys = {
-        cache.key(
-            HFTextBackbone("same-name", net, tokenizer, pooling=pooling, normalize=normalize), "w", split, 3
-        )
+        cache.key(HFTextBackbone("same-name", net, tokenizer, pooling=pooling, normalize=normalize), "w", split, 3)
         for pooling in ("mean", "cls")
         for normalize in (False, True)
     }

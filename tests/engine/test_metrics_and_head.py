@@ -93,9 +93,7 @@ def test_fit_logistic_head_picks_the_best_c_and_fills_the_head():
     x_train = centers[y_train] + rng.normal(scale=0.5, size=(30, 4))
     x_val = centers[y_val] + rng.normal(scale=0.5, size=(15, 4))
     head = torch.nn.Linear(4, 3)
-    info = fit_logistic_head(
-        head, x_train, y_train, x_val, y_val, ["a", "b", "c"], [1e-4, 1.0], None, "accuracy", 0
-    )
+    info = fit_logistic_head(head, x_train, y_train, x_val, y_val, ["a", "b", "c"], [1e-4, 1.0], None, "accuracy", 0)
     assert info["C"] == 1.0 and info["val_accuracy"] == 1.0
     with torch.no_grad():
         predictions = head(torch.as_tensor(x_val, dtype=torch.float32)).argmax(1).numpy()

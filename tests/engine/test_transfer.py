@@ -7,12 +7,11 @@ import pytest
 import torch
 
 import transferopt
-from transferopt.api import configure_backbone
 from transferopt.config import FitConfig
 from transferopt.data import load_task_data
 from transferopt.engine import FeatureCache, StopTraining, Transfer, frozen_prefix
 from transferopt.engine.run import balance_classes, class_weight_tensor
-from transferopt.models import TransferModel, resolve_backbone
+from transferopt.models import TransferModel, configure_backbone, resolve_backbone
 from transferopt.models.hf_text import HFTextBackbone
 from transferopt.models.timm_backbone import TimmBackbone
 from transferopt.strategies import make_strategy
@@ -78,9 +77,7 @@ def test_linear_probe_runs_the_backbone_once_per_example(tmp_path, colour_folder
         ("tiny-bert", "intents_dir", 30),
     ],
 )
-def test_partial_training_computes_the_frozen_prefix_once(
-    request, tmp_path, prepared, model, data_fixture, examples
-):
+def test_partial_training_computes_the_frozen_prefix_once(request, tmp_path, prepared, model, data_fixture, examples):
     data = str(request.getfixturevalue(data_fixture))
     name = request.getfixturevalue("tiny_bert_name") if model == "tiny-bert" else model
     result = transferopt.fit(
@@ -200,7 +197,12 @@ def snapshot_each_epoch(model, store):
 
 def test_early_stopping_restores_the_best_epoch(tmp_path, colour_folder, monkeypatch):
     transfer = make_transfer(
-        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=3, lr=1e-2,
+        str(colour_folder),
+        "tiny-effnet",
+        FeatureCache(tmp_path),
+        epochs=10,
+        patience=3,
+        lr=1e-2,
         calibrate=False,  # temperature scaling would rescale the restored head
     )
     calls = scripted_scores(monkeypatch, [0.1, 0.5, 0.9, 0.4, 0.6, 0.8, 0.99, 0.99, 0.99, 0.99, 0.99])
@@ -222,7 +224,12 @@ def test_training_that_never_beats_the_start_keeps_the_start(tmp_path, colour_fo
     """After LP-FT's probe, epoch 0 is a real candidate: fine-tuning that never beats it must not
     replace it."""
     transfer = make_transfer(
-        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=2, lr=1e-2,
+        str(colour_folder),
+        "tiny-effnet",
+        FeatureCache(tmp_path),
+        epochs=10,
+        patience=2,
+        lr=1e-2,
         calibrate=False,  # temperature scaling would rescale the restored head
     )
     scripted_scores(monkeypatch, [0.9, 0.5, 0.6, 0.95])
@@ -258,9 +265,7 @@ def test_no_early_stop_while_improving(tmp_path, intents_dir, tiny_bert_name, mo
 
 
 def test_a_hook_can_stop_training(tmp_path, colour_folder):
-    transfer = make_transfer(
-        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=10
-    )
+    transfer = make_transfer(str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=10, patience=10)
     seen = []
 
     def stop_at_two(record):

@@ -80,9 +80,7 @@ def test_minilm_layer_by_layer_equals_the_model(minilm):
 
 def test_minilm_linear_probe_on_intents(tmp_path):
     helpers.write_intent_tables(tmp_path / "intents")
-    result = transferopt.fit(
-        str(tmp_path / "intents"), "minilm-l6", "linear-probe", cache=FeatureCache(tmp_path)
-    )
+    result = transferopt.fit(str(tmp_path / "intents"), "minilm-l6", "linear-probe", cache=FeatureCache(tmp_path))
     assert result.metrics["test"]["accuracy"] >= 5 / 6  # chance is 1/3
     predictions = result.predict(["put on a song i like", "is it going to be sunny", "i want to eat noodles"])
     assert [p["label"] for p in predictions] == ["music", "weather", "food"]

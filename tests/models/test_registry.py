@@ -21,9 +21,7 @@ from transferopt.models.timm_backbone import TimmBackbone
 
 
 def test_unknown_model_lists_the_choices():
-    with pytest.raises(
-        ModelError, match=r"unknown model 'nope'; use one of .*efficientnet_lite0.*minilm-l6"
-    ) as info:
+    with pytest.raises(ModelError, match=r"unknown model 'nope'; use one of .*efficientnet_lite0.*minilm-l6") as info:
         resolve_backbone("nope")
     assert "timm/<name>" in str(info.value) and "hf/<repo-or-dir>" in str(info.value)
 
@@ -34,9 +32,7 @@ def test_unknown_timm_model():
 
 
 def test_timm_pretrained_weights_offline_is_a_model_error():
-    with pytest.raises(
-        ModelError, match=r"cannot load pretrained weights for timm/test_efficientnet.*HF_HUB_OFFLINE"
-    ):
+    with pytest.raises(ModelError, match=r"cannot load pretrained weights for timm/test_efficientnet.*HF_HUB_OFFLINE"):
         resolve_backbone("timm/test_efficientnet", pretrained=True)
 
 
@@ -128,10 +124,7 @@ def test_rebuild_hf_text(tmp_path, tiny_bert_name):
     rebuilt = rebuild_backbone(json.loads(json.dumps(backbone.spec())), tmp_path)
     assert rebuilt.max_length == 7 and rebuilt.name == tiny_bert_name
     assert len(rebuilt.tokenizer) == len(backbone.tokenizer)
-    assert (
-        rebuilt.tokenizer("play some music")["input_ids"]
-        == backbone.tokenizer("play some music")["input_ids"]
-    )
+    assert rebuilt.tokenizer("play some music")["input_ids"] == backbone.tokenizer("play some music")["input_ids"]
     assert [n for n, _ in rebuilt.named_parameters()] == [n for n, _ in backbone.named_parameters()]
 
 

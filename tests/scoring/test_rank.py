@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from transferopt.api import task_from_config
 from transferopt.cli.main import app
 from transferopt.config import FitConfig
+from transferopt.data import task_from_config
 from transferopt.engine import FeatureCache
 from transferopt.errors import ConfigError
 from transferopt.scoring import rank_candidates

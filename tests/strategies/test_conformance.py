@@ -70,9 +70,7 @@ def expect_bitfit(model, options):
 
 
 def is_norm_layer(module: nn.Module) -> bool:
-    return any(
-        t.__name__ in ("BatchNorm2d", "LayerNorm", "GroupNorm", "BatchNorm1d") for t in type(module).__mro__
-    )
+    return any(t.__name__ in ("BatchNorm2d", "LayerNorm", "GroupNorm", "BatchNorm1d") for t in type(module).__mro__)
 
 
 def expect_norm(model, options):
@@ -257,9 +255,7 @@ def test_lora_last_k_on_a_cnn():
 
 def test_lora_with_nothing_to_adapt():
     model = TransferModel(resolve_backbone("tiny-effnet"), 3)
-    with pytest.raises(
-        ConfigError, match=r"lora: no Linear/Conv2d module named .* in the last 1 layer groups"
-    ):
+    with pytest.raises(ConfigError, match=r"lora: no Linear/Conv2d module named .* in the last 1 layer groups"):
         make_strategy("lora", {"last_k": 1}).apply(model)
 
 

@@ -119,8 +119,8 @@ def rank(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rank candidate models by transferability scores from one forward pass each."""
-    from ..api import task_from_config
     from ..config import FitConfig
+    from ..data import task_from_config
     from ..errors import ConfigError
     from ..scoring import rank_candidates
 

@@ -22,4 +22,17 @@ def load_task_data(
     return build_task(raw, spec, shots=shots, val_shots=val_shots, val_fraction=val_fraction, seed=seed)
 
 
-__all__ = ["ImageInputs", "Split", "TaskData", "TextInputs", "load_task_data"]
+def task_from_config(config, spec: str | None = None, sample: bool = True) -> TaskData:
+    """Load `spec` (default: the config's data) with a FitConfig's columns and, if `sample`, its shots."""
+    return load_task_data(
+        spec or config.data,
+        text_col=config.text_col,
+        label_col=config.label_col,
+        shots=config.shots if sample else None,
+        val_shots=config.val_shots if sample else None,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
+
+
+__all__ = ["ImageInputs", "Split", "TaskData", "TextInputs", "load_task_data", "task_from_config"]

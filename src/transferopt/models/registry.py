@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .._registry import Registry
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from .base import Backbone
 
 
@@ -252,3 +252,15 @@ def list_models() -> list[dict[str, Any]]:
         }
     )
     return rows
+
+
+def configure_backbone(backbone: Backbone, task, config) -> None:
+    """Fit the backbone's input side to the task: image size (auto for small images) or max tokens."""
+    if backbone.modality != task.modality:
+        raise ConfigError(
+            f"model {config.model} takes {backbone.modality} input but {config.data} holds {task.modality} data"
+        )
+    if task.modality == "image":
+        backbone.set_image_size(config.image_size, task.train.inputs.median_side())
+    else:
+        backbone.set_max_length(config.max_length)

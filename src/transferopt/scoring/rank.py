@@ -16,6 +16,7 @@ from ..engine.cache import FeatureCache
 from ..engine.run import resolve_device
 from ..engine.states import to_device
 from ..errors import ConfigError
+from ..models import configure_backbone, resolve_backbone
 from ..models.base import Backbone, State
 from . import scores
 
@@ -80,9 +81,6 @@ FEATURE_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 def score_candidate(
     name: str, task: TaskData, config: FitConfig, cache: FeatureCache, profile_depth: bool = True
 ) -> CandidateScores:
-    from ..api import configure_backbone
-    from ..models import resolve_backbone
-
     started = time.perf_counter()
     backbone = resolve_backbone(name)
     configure_backbone(backbone, task, config)
