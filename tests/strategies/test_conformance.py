@@ -325,3 +325,23 @@ def test_lora_target_modules_given_as_one_string():
     except ConfigError:
         return  # refusing a non-list is acceptable too
     assert names and all(name.endswith(".conv_pwl") for name in names), names
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_search_space_builds_a_valid_strategy(name):
+    """Each strategy owns its search space: whatever a trial samples must construct the strategy."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        options = STRATEGIES.get(name).suggest(trial, num_groups=5)
+        strategy = make_strategy(name, options)
+        assert strategy.options is not None
+        seen.update(trial.params)
+        study.tell(trial, 0.0)
+    assert all(p.startswith(f"{name}.") for p in seen), seen
+    if name in ("partial", "lora"):
+        assert any(p.endswith((".k", ".last_k")) for p in seen)

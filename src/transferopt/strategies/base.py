@@ -46,6 +46,14 @@ class Strategy(ABC):
     def default_lr(self, modality: str) -> float:
         return 1e-4 if modality == "image" else 5e-5
 
+    @classmethod
+    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+        """This strategy's own options for one Optuna trial (define-by-run); none by default.
+
+        `prefix` namespaces parameter names when a strategy is nested (LP-FT's fine-tuning phase).
+        """
+        return {}
+
     def head_lr_scale(self, configured: float) -> float:
         return configured
 

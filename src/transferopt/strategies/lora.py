@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from torch import nn
 
@@ -36,6 +37,12 @@ class Lora(Strategy):
 
     def default_lr(self, modality: str) -> float:
         return 1e-3 if modality == "image" else 5e-4
+
+    @classmethod
+    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+        rank = trial.suggest_categorical(f"{prefix}lora.rank", [4, 8, 16])
+        # alpha = 2r keeps the adapter's effective step size comparable across ranks (LoRA paper, 4.1).
+        return {"rank": rank, "alpha": 2.0 * rank, "last_k": trial.suggest_int(f"{prefix}lora.last_k", 1, num_groups)}
 
     def target_names(self, model: TransferModel) -> list[str]:
         backbone = model.backbone

@@ -32,6 +32,15 @@ class LpFt(Strategy):
             raise ConfigError(f"lp-ft: the fine-tuning phase cannot be {self.options.then!r}")
         self.inner = STRATEGIES.get(self.options.then)(**self.options.then_options)
 
+    #: Fine-tuning phases the search may pick after the probe.
+    SEARCHED_PHASES = ("partial", "lora", "full")
+
+    @classmethod
+    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+        then = trial.suggest_categorical(f"{prefix}lp-ft.then", list(cls.SEARCHED_PHASES))
+        inner = STRATEGIES.get(then).suggest(trial, num_groups, prefix=f"{prefix}lp-ft.")
+        return {"then": then, "then_options": inner}
+
     def apply(self, model: TransferModel) -> None:
         self.inner.apply(model)
 

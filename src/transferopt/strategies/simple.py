@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from torch import nn
 
@@ -54,6 +55,10 @@ class Partial(Strategy):
 
     name = "partial"
     Options = PartialOptions
+
+    @classmethod
+    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+        return {"k": trial.suggest_int(f"{prefix}partial.k", 1, num_groups)}
 
     def groups_to_train(self, num_groups: int) -> int:
         k = self.options.k if self.options.k is not None else max(1, math.ceil(num_groups / 3))
