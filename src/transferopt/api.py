@@ -250,6 +250,8 @@ def load(run_dir: str | Path) -> FitResult:
     folder = Path(run_dir)
     if not folder.is_dir():
         raise RunDirError(f"run directory not found: {folder}")
+    if (folder / "optimize.json").is_file() and (folder / "model").is_dir():
+        folder = folder / "model"  # an optimize run keeps its best model one level down
     config = FitConfig.from_dict(read_json(folder / "config.json"))
     model_info = read_json(folder / "model.json")
     classes = read_json(folder / "labels.json")["classes"]

@@ -109,6 +109,42 @@ def print_fit_summary(result) -> None:
 
 @app.command()
 @user_errors_as_messages
+def optimize(
+    data: str = typer.Option(..., "--data", help="folder, .npz, table file/folder, or builtin:digits"),
+    candidates: str = typer.Option(..., "--candidates", help="comma-separated model names"),
+    budget: str = typer.Option("15m", "--budget", help="wall-clock budget, e.g. 90s, 15m, 1h"),
+    out: Path = typer.Option(..., "--out", help="run directory (study, summary, best model)"),
+    shots: int = typer.Option(None, "--shots", help="labelled training examples per class"),
+    seed: int = typer.Option(0, "--seed"),
+    metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
+    storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in --out)"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted search in --out"),
+) -> None:
+    """Rank the candidates, then search what to update and how within the budget."""
+    from ..errors import ConfigError
+    from ..search import OptimizeSettings, parse_budget
+    from ..search import optimize as run_optimize
+
+    names = [c.strip() for c in candidates.split(",") if c.strip()]
+    if not names:
+        raise ConfigError("--candidates needs at least one model name")
+    settings = OptimizeSettings(
+        data=data,
+        candidates=names,
+        budget_s=parse_budget(budget),
+        out=out,
+        shots=shots,
+        seed=seed,
+        metric=metric,
+        storage=storage,
+    )
+    summary = run_optimize(settings, resume=resume)
+    typer.echo((out / "summary.md").read_text())
+    typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")
+
+
+@app.command()
+@user_errors_as_messages
 def rank(
     data: str = typer.Option(..., "--data", help="data set to rank the candidates for"),
     candidates: str = typer.Option(..., "--candidates", help="comma-separated model names"),

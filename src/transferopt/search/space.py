@@ -1,0 +1,37 @@
+"""The joint search space: candidate x strategy (each strategy's own options) x training knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..strategies import STRATEGIES
+
+#: Strategies the optimizer searches; the pure probe is cheap and always tried first.
+SEARCHED_STRATEGIES = ("linear-probe", "partial", "lora", "lp-ft", "bitfit", "norm", "full")
+
+
+@dataclass
+class TrialPlan:
+    model: str
+    strategy: str
+    options: dict[str, Any]
+    overrides: dict[str, Any]
+
+
+def suggest_plan(trial: Any, candidates: list[str], groups: dict[str, int], max_epochs: int) -> TrialPlan:
+    """Sample one plan. Training knobs are relative to each strategy's defaults (lr scale), so one
+    parameter means the same thing whatever strategy it comes with."""
+    model = trial.suggest_categorical("model", candidates)
+    strategy = trial.suggest_categorical("strategy", list(SEARCHED_STRATEGIES))
+    options = STRATEGIES.get(strategy).suggest(trial, groups[model])
+    overrides: dict[str, Any] = {}
+    if STRATEGIES.get(strategy).trains:
+        overrides = {
+            "lr_scale": trial.suggest_float("lr_scale", 0.2, 5.0, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-4, 0.1, log=True),
+            "layer_decay": trial.suggest_float("layer_decay", 0.6, 1.0),
+            "l2sp": trial.suggest_categorical("l2sp", [0.0, 1e-3, 1e-2, 1e-1]),
+            "epochs": trial.suggest_int("epochs", 2, max_epochs),
+        }
+    return TrialPlan(model, strategy, options, overrides)

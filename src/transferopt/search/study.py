@@ -1,0 +1,241 @@
+"""The optimizer: rank candidates, then an Optuna study over what to update and how, under a budget.
+
+The study lives in SQLite inside the run directory (or any Optuna storage URL), so a killed search
+resumes with every finished trial kept and only the remaining budget spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import FitConfig
+from ..data import TaskData, task_from_config
+from ..engine import FeatureCache, StopTraining
+from ..engine.metrics import score
+from ..errors import ConfigError, RunDirError
+from ..reporting.rundir import read_json, write_json
+from ..scoring import rank_candidates
+from ..strategies import STRATEGIES
+from .budget import Budget
+from .space import TrialPlan, suggest_plan
+
+log = logging.getLogger(__name__)
+STUDY_NAME = "transferopt"
+STATE_FILE = "optimize.json"
+MODEL_DIR = "model"
+# Time kept back for writing the summary and the final model's files.
+RESERVE_S = 5.0
+
+
+@dataclass
+class OptimizeSettings:
+    data: str
+    candidates: list[str]
+    budget_s: float
+    out: Path
+    shots: int | None = None
+    seed: int = 0
+    metric: str = "accuracy"
+    storage: str | None = None
+    max_epochs: int = 8
+    keep_candidates: int = 2
+
+    def base_config(self) -> FitConfig:
+        return FitConfig(data=self.data, model=self.candidates[0], shots=self.shots, seed=self.seed, metric=self.metric)
+
+
+def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = Path(settings.out)
+    state_path = out / STATE_FILE
+    if resume:
+        if not state_path.is_file():
+            raise RunDirError(f"--resume: {out} holds no interrupted search ({STATE_FILE} missing)")
+        state = read_json(state_path)
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise RunDirError(f"--out {out} is not empty; use --resume to continue a search there, or another folder")
+        out.mkdir(parents=True, exist_ok=True)
+        state = {"settings": settings_to_json(settings), "spent_s": 0.0, "ranking": None, "best": None}
+        write_json(state_path, state)
+    budget = Budget(settings.budget_s, spent_before_s=float(state["spent_s"]))
+    if budget.remaining_s <= RESERVE_S:
+        raise ConfigError(f"the budget of {settings.budget_s:.0f}s is already spent ({budget.spent_s:.0f}s)")
+
+    base = settings.base_config()
+    task = task_from_config(base)
+    cache = FeatureCache()
+
+    def save_state() -> None:
+        state["spent_s"] = budget.spent_s
+        write_json(state_path, state)
+
+    if state["ranking"] is None:
+        ranked = rank_candidates(task, settings.candidates, base, cache=cache)
+        state["ranking"] = [c.to_dict() for c in ranked]
+        save_state()
+    ranking = state["ranking"]
+    kept = [c["model"] for c in ranking[: settings.keep_candidates]]
+    groups = {c["model"]: len(c["depth_profile"]) or 1 for c in ranking}
+
+    storage = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    study = optuna.create_study(
+        storage=storage,
+        study_name=STUDY_NAME,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+    )
+    fail_interrupted_trials(study)
+    if not study.trials:
+        for params in opening_trials(ranking, kept, settings.max_epochs):
+            study.enqueue_trial(params, skip_if_exists=True)
+
+    while budget.remaining_s > RESERVE_S + expected_seconds(study):
+        trial = study.ask()
+        plan = suggest_plan(trial, kept, groups, settings.max_epochs)
+        value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
+        save_state()
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+    save_state()
+    from .summary import write_summary
+
+    return write_summary(out, study, state, settings, budget)
+
+
+def settings_to_json(settings: OptimizeSettings) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.__dict__.items()}
+
+
+def fail_interrupted_trials(study) -> None:
+    """Trials left RUNNING by a killed process never finished: mark them failed so they are not counted
+    (their parameters are asked again only if the sampler proposes them)."""
+    import optuna
+
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> list[dict[str, Any]]:
+    """Cheap cached strategies first: a probe on every kept candidate, then partial tuning down to the
+    depth whose features the ranking found best, then LP-FT on the top candidate."""
+    openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
+    top = next(c for c in ranking if c["model"] == kept[0])
+    profile = list(top["depth_profile"])
+    if profile:
+        n = len(profile)
+        best_index = profile.index(top["best_depth"])
+        k = max(1, min(n, n - best_index))
+        openings.append(
+            {
+                "model": kept[0],
+                "strategy": "partial",
+                "partial.k": k,
+                "lr_scale": 1.0,
+                "weight_decay": 0.01,
+                "layer_decay": 1.0,
+                "l2sp": 0.0,
+                "epochs": 5,
+            }
+        )
+        openings.append(
+            {
+                "model": kept[0],
+                "strategy": "lp-ft",
+                "lp-ft.then": "partial",
+                "lp-ft.partial.k": k,
+                "lr_scale": 1.0,
+                "weight_decay": 0.01,
+                "layer_decay": 1.0,
+                "l2sp": 0.0,
+                "epochs": 5,
+            }
+        )
+    return openings
+
+
+def expected_seconds(study) -> float:
+    """A cautious guess of the next trial's cost: the median finished trial (0 before any finished)."""
+    import optuna
+
+    durations = [
+        t.duration.total_seconds()
+        for t in study.get_trials(deepcopy=False)
+        if t.state == optuna.trial.TrialState.COMPLETE and t.duration is not None
+    ]
+    return float(np.median(durations)) if durations else 0.0
+
+
+def run_trial(
+    trial,
+    plan: TrialPlan,
+    task: TaskData,
+    base: FitConfig,
+    cache: FeatureCache,
+    budget: Budget,
+    state: dict,
+    out: Path,
+    save_state,
+) -> tuple[float | None, bool]:
+    from ..api import fit
+
+    strategy_cls = STRATEGIES.get(plan.strategy)
+    overrides = dict(plan.overrides)
+    lr_scale = overrides.pop("lr_scale", 1.0)
+    config = base.replace(model=plan.model, strategy=plan.strategy, strategy_options=plan.options, **overrides)
+    lr = strategy_cls(**plan.options).default_lr(task.modality) * lr_scale
+    config = config.replace(lr=lr if strategy_cls.trains else None)
+    pruned = {"flag": False}
+
+    def report(record: dict) -> None:
+        trial.report(
+            record[f"val_{base.metric}"] if f"val_{base.metric}" in record else record["val_accuracy"], record["epoch"]
+        )
+        save_state()
+        if trial.should_prune():
+            pruned["flag"] = True
+            raise StopTraining
+        if budget.remaining_s < RESERVE_S:
+            raise StopTraining
+
+    started = time.perf_counter()
+    try:
+        result = fit(config=config, task=task, cache=cache, hooks=[report])
+    except Exception as exc:  # a failed trial must not end the search; the reason is kept
+        log.warning("trial %d (%s, %s) failed: %s", trial.number, plan.model, plan.strategy, exc)
+        trial.set_user_attr("error", str(exc))
+        return None, False
+    value = score(result.metrics["val"], base.metric)
+    trial.set_user_attr("model", plan.model)
+    trial.set_user_attr("strategy", plan.strategy)
+    trial.set_user_attr("config", config.to_dict())
+    trial.set_user_attr(
+        "val", {k: result.metrics["val"][k] for k in ("accuracy", "macro_f1", "auc") if k in result.metrics["val"]}
+    )
+    if "test" in result.metrics:
+        trial.set_user_attr(
+            "test",
+            {k: result.metrics["test"][k] for k in ("accuracy", "macro_f1", "auc") if k in result.metrics["test"]},
+        )
+    trial.set_user_attr("trained_groups", result.metrics["trained_groups"])
+    trial.set_user_attr("trainable_params", result.metrics["trainable_params"])
+    trial.set_user_attr("seconds", time.perf_counter() - started)
+    best = state.get("best")
+    if not pruned["flag"] and (best is None or value > best["value"]):
+        result.save(out / MODEL_DIR)
+        state["best"] = {"value": value, "trial": trial.number, "model": plan.model, "strategy": plan.strategy}
+    return value, pruned["flag"]

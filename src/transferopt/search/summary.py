@@ -1,0 +1,116 @@
+"""The account of a search: leaderboard, winner, and how it compares with simpler recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..reporting.rundir import write_json
+from .budget import Budget
+
+
+def leaderboard(study, metric: str) -> list[dict[str, Any]]:
+    import optuna
+
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+            continue
+        attrs = trial.user_attrs
+        if "val" not in attrs:
+            continue
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": trial.state.name.lower(),
+                "model": attrs["model"],
+                "strategy": attrs["strategy"],
+                "options": attrs["config"]["strategy_options"],
+                "lr": attrs["config"]["lr"],
+                "epochs": attrs["config"]["epochs"],
+                f"val_{metric}": trial.value if trial.value is not None else attrs["val"].get(metric),
+                "val": attrs["val"],
+                "test": attrs.get("test"),
+                "trained_groups": attrs["trained_groups"],
+                "trainable_params": attrs["trainable_params"],
+                "seconds": attrs["seconds"],
+            }
+        )
+    key = f"val_{metric}"
+    return sorted(rows, key=lambda r: (r["state"] != "complete", -(r[key] or 0.0)))
+
+
+def best_of(rows: list[dict], strategy: str) -> dict | None:
+    return next((r for r in rows if r["strategy"] == strategy and r["state"] == "complete"), None)
+
+
+def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> dict[str, Any]:
+    metric = settings.metric
+    rows = leaderboard(study, metric)
+    winner = next((r for r in rows if r["trial"] == (state.get("best") or {}).get("trial")), None)
+    summary = {
+        "data": settings.data,
+        "metric": metric,
+        "budget_s": settings.budget_s,
+        "spent_s": budget.spent_s,
+        "ranking": state["ranking"],
+        "winner": winner,
+        "best_linear_probe": best_of(rows, "linear-probe"),
+        "best_full_fine_tune": best_of(rows, "full"),
+        "leaderboard": rows,
+        "model_dir": "model",
+    }
+    write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(render_markdown(summary))
+    return summary
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    metric = summary["metric"]
+    lines = [f"# transferopt optimize — {summary['data']}", ""]
+    winner = summary["winner"]
+    if winner:
+        groups = ", ".join(winner["trained_groups"]) or "none (head only)"
+        lines += [
+            f"**Decision:** {winner['model']} with `{winner['strategy']}` {winner['options'] or ''} — validation "
+            f"{metric} {winner[f'val_{metric}']:.4f}; trained layer groups: {groups} "
+            f"({winner['trainable_params']:,} trainable parameters).",
+            "",
+        ]
+        for label, key in (("best linear probe", "best_linear_probe"), ("best full fine-tune", "best_full_fine_tune")):
+            other = summary[key]
+            if other:
+                lines.append(f"- versus the {label} ({other['model']}): {other[f'val_{metric}']:.4f}")
+            else:
+                lines.append(f"- no {label} was run within the budget")
+        if winner.get("test"):
+            lines.append("- winner on the test split: " + ", ".join(f"{k} {v:.4f}" for k, v in winner["test"].items()))
+        lines.append("")
+    lines += [
+        f"Time: {summary['spent_s']:.0f}s of a {summary['budget_s']:.0f}s budget.",
+        "",
+        "## Candidate ranking",
+        "",
+        "| model | LogME | LEEP/N-LEEP | kNN LOO | linear CV | best depth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in summary["ranking"]:
+        s = c["scores"]
+        leep = s.get("leep", s.get("nleep", float("nan")))
+        lines.append(
+            f"| {c['model']} | {s['logme']:.4f} | {leep:.4f} | {s['knn_loo']:.4f} | {s['linear_cv']:.4f} | "
+            f"{c['best_depth'] or '—'} |"
+        )
+    lines += [
+        "",
+        "## Leaderboard",
+        "",
+        f"| trial | model | strategy | options | val {metric} | state | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["leaderboard"]:
+        lines.append(
+            f"| {r['trial']} | {r['model']} | {r['strategy']} | {r['options'] or ''} | "
+            f"{r[f'val_{metric}']:.4f} | {r['state']} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""The optimizer: budget parsing, a search within budget, the saved winner, and resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import transferopt
+from transferopt.errors import ConfigError, RunDirError
+from transferopt.search import OptimizeSettings, optimize, parse_budget
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2.5m", 150), ("45", 45)])
+def test_parse_budget(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "fast", "10x", "0s", "-5m"])
+def test_parse_budget_rejects(text):
+    with pytest.raises(ConfigError, match="budget"):
+        parse_budget(text)
+
+
+def test_search_within_budget_saves_a_loadable_winner(tmp_path, colour_folder):
+    out = tmp_path / "search"
+    settings = OptimizeSettings(
+        data=str(colour_folder), candidates=["tiny-effnet", "tiny-resnet"], budget_s=25, out=out, max_epochs=3
+    )
+    started = time.monotonic()
+    summary = optimize(settings)
+    elapsed = time.monotonic() - started
+    assert elapsed <= 25 * 1.1 + 3  # the budget, with a small allowance for start-up
+    assert summary["spent_s"] <= 25 * 1.1
+    assert (out / "summary.md").read_text().startswith("# transferopt optimize")
+    rows = summary["leaderboard"]
+    assert rows and {r["strategy"] for r in rows} >= {"linear-probe"}
+    # The probe of every kept candidate ran first (cheap cached strategies first).
+    first = sorted(rows, key=lambda r: r["trial"])[:2]
+    assert [r["strategy"] for r in first] == ["linear-probe", "linear-probe"]
+    winner = summary["winner"]
+    assert (
+        winner["trial"] == max((r for r in rows if r["state"] == "complete"), key=lambda r: r["val_accuracy"])["trial"]
+    )
+    loaded = transferopt.load(out)
+    assert loaded.config.model == winner["model"] and loaded.config.strategy == winner["strategy"]
+    assert loaded.evaluate(str(colour_folder), "val")["accuracy"] == pytest.approx(winner["val"]["accuracy"])
+
+
+def test_out_must_be_empty_unless_resuming(tmp_path, colour_folder):
+    (tmp_path / "x.txt").write_text("keep")
+    settings = OptimizeSettings(data=str(colour_folder), candidates=["tiny-effnet"], budget_s=5, out=tmp_path)
+    with pytest.raises(RunDirError, match="not empty"):
+        optimize(settings)
+    with pytest.raises(RunDirError, match="no interrupted search"):
+        optimize(settings, resume=True)
+    assert (tmp_path / "x.txt").read_text() == "keep"
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import tests.conftest  # offline env and the tiny model aliases
+from pathlib import Path
+from transferopt.search import OptimizeSettings, optimize
+settings = OptimizeSettings(data={data!r}, candidates=["tiny-effnet"], budget_s={budget}, out=Path({out!r}),
+                            max_epochs=3)
+optimize(settings, resume={resume})
+"""
+
+
+def completed_trials(database: Path) -> list[tuple[int, str]]:
+    if not database.exists():
+        return []
+    try:
+        with sqlite3.connect(database) as connection:
+            rows = connection.execute(
+                "select t.number, group_concat(p.param_name || '=' || p.param_value, ',') from trials t "
+                "left join trial_params p on p.trial_id = t.trial_id where t.state = 'COMPLETE' "
+                "group by t.trial_id order by t.number"
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    return [(number, params or "") for number, params in rows]
+
+
+def test_resume_after_kill_keeps_every_finished_trial(tmp_path, colour_folder):
+    out = tmp_path / "search"
+    env = {**os.environ, "TRANSFEROPT_PROGRESS": "0"}
+
+    def script(budget: float, resume: bool) -> list[str]:
+        code = SCRIPT.format(root=str(ROOT), data=str(colour_folder), budget=budget, out=str(out), resume=resume)
+        return [sys.executable, "-c", code]
+
+    process = subprocess.Popen(script(60, False), env=env, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while len(completed_trials(out / "study.db")) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = completed_trials(out / "study.db")
+    assert len(before) >= 3, "the search did not get far enough to test resuming"
+    spent_before = json.loads((out / "optimize.json").read_text())["spent_s"]
+
+    resumed = subprocess.run(script(60, True), env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = completed_trials(out / "study.db")
+    assert after[: len(before)] == before  # nothing lost, nothing renumbered or re-run
+    summary = json.loads((out / "summary.json").read_text())
+    assert spent_before <= summary["spent_s"] <= 60 * 1.1
+    assert transferopt.load(out).config.model == "tiny-effnet"
