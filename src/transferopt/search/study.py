@@ -149,7 +149,7 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
                 "weight_decay": 0.01,
                 "layer_decay": 1.0,
                 "l2sp": 0.0,
-                "epochs": 5,
+                "epochs": min(5, max_epochs),
             }
         )
         openings.append(
@@ -162,7 +162,7 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
                 "weight_decay": 0.01,
                 "layer_decay": 1.0,
                 "l2sp": 0.0,
-                "epochs": 5,
+                "epochs": min(5, max_epochs),
             }
         )
     return openings
