@@ -140,30 +140,16 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
         n = len(profile)
         best_index = profile.index(top["best_depth"])
         k = max(1, min(n, n - best_index))
+        defaults = {
+            "lr_scale": 1.0,
+            "weight_decay": 0.01,
+            "layer_decay": 1.0,
+            "l2sp": 0.0,
+            "epochs": min(5, max_epochs),
+        }
+        openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
         openings.append(
-            {
-                "model": kept[0],
-                "strategy": "partial",
-                "partial.k": k,
-                "lr_scale": 1.0,
-                "weight_decay": 0.01,
-                "layer_decay": 1.0,
-                "l2sp": 0.0,
-                "epochs": min(5, max_epochs),
-            }
-        )
-        openings.append(
-            {
-                "model": kept[0],
-                "strategy": "lp-ft",
-                "lp-ft.then": "partial",
-                "lp-ft.partial.k": k,
-                "lr_scale": 1.0,
-                "weight_decay": 0.01,
-                "layer_decay": 1.0,
-                "l2sp": 0.0,
-                "epochs": min(5, max_epochs),
-            }
+            {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
         )
     return openings
 
