@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/transferopt fit --data builtin:digits --model efficientnet_lite0 \
-		--strategy partial --epochs 5 --out runs/demo
+	rm -rf runs/demo
+	HF_HUB_OFFLINE=1 $(BIN)/transferopt optimize --data builtin:digits \
+		--candidates efficientnet_lite0,efficientnet_lite1 --budget 3m --out runs/demo
 	HF_HUB_OFFLINE=1 $(BIN)/transferopt evaluate runs/demo --split test
 
 test: $(STAMP)

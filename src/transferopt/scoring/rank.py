@@ -61,6 +61,18 @@ def depth_features(backbone: Backbone, split: Split, batch_size: int, device: to
     return [np.concatenate(parts) for parts in outputs]
 
 
+DEPTH_PROFILE_EXAMPLES = 300
+
+
+def subsample(split: Split, limit: int, seed: int) -> Split:
+    if len(split) <= limit:
+        return split
+    from sklearn.model_selection import train_test_split
+
+    index, _ = train_test_split(np.arange(len(split)), train_size=limit, stratify=split.labels, random_state=seed)
+    return split.subset(np.sort(index))
+
+
 def source_probabilities(backbone: Backbone, pooled: np.ndarray) -> np.ndarray | None:
     head = getattr(backbone, "source_head", None)
     if head is None:
@@ -103,10 +115,12 @@ def score_candidate(
         result["nleep"] = scores.nleep(pooled, labels, seed=config.seed)
     candidate = CandidateScores(name, {k: float(v) for k, v in result.items()})
     if profile_depth:
-        per_depth = depth_features(backbone, task.train, config.batch_size, device)
+        # A stratified subsample bounds the extra pass: the profile only needs the shape across depths.
+        sample = subsample(task.train, DEPTH_PROFILE_EXAMPLES, config.seed)
+        per_depth = depth_features(backbone, sample, config.batch_size, device)
         names = [backbone.group_names[b - 1] for b in backbone.cache_boundaries() if b > 0]
         candidate.depth_profile = {
-            group: scores.linear_probe_cv_accuracy(features, task.train.labels, seed=config.seed)
+            group: scores.linear_probe_cv_accuracy(features, sample.labels, seed=config.seed)
             for group, features in zip(names, per_depth, strict=True)
         }
         candidate.best_depth = max(candidate.depth_profile, key=candidate.depth_profile.get)

@@ -100,7 +100,9 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         for params in opening_trials(ranking, kept, settings.max_epochs):
             study.enqueue_trial(params, skip_if_exists=True)
 
-    while budget.remaining_s > RESERVE_S + expected_seconds(study):
+    # At least one finished trial (the top candidate's probe, on features the ranking already cached)
+    # so every search ends with a model, however small the budget.
+    while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
         trial = study.ask()
         plan = suggest_plan(trial, kept, groups, settings.max_epochs)
         value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
@@ -152,6 +154,12 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
         )
     return openings
+
+
+def completed(study) -> bool:
+    import optuna
+
+    return any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
 
 def expected_seconds(study) -> float:
