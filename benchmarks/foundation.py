@@ -230,8 +230,8 @@ def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
     if any(r["task"] == "banking77-10shot" for r in records):
         if (lp := probe("banking77-10shot", "test")) is not None:
             add("banking77 10-shot linear-probe test accuracy", lp["test"]["accuracy"], 0.85)
-        top = best(records, "banking77-10shot", "test")
-        add(f"banking77 10-shot best test accuracy ({top['label']})", top["test"]["accuracy"], 0.88)
+        top = best(records, "banking77-10shot", "val")  # chosen on validation, reported on test
+        add(f"banking77 10-shot test accuracy of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
     if any(r["task"] == "pneumoniamnist" for r in records):
         top = best(records, "pneumoniamnist", "val", "auc")
         add(f"pneumoniamnist test ACC of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
@@ -267,6 +267,7 @@ def main() -> int:
     parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"))
     parser.add_argument("--only", default="", help="comma-separated task names (default: all) or 'timing'")
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the table from the saved records")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     root = Path(args.data_root).resolve()
@@ -274,6 +275,10 @@ def main() -> int:
     chosen = set(filter(None, args.only.split(","))) or set(task_map) | {"timing"}
     out_dir = RESULTS / "foundation"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        refresh_table(task_map, out_dir)
+        print((RESULTS / "foundation.md").read_text())
+        return 0
     timing = None
     if "timing" in chosen and not args.skip_timing:
         timing = timing_check(root)  # first, while nothing else has warmed or filled the machine
