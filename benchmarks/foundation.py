@@ -87,6 +87,8 @@ RUNS = [
     Run("pneumoniamnist", "lp-ft", {"then": "partial", "then_options": {"k": 4}}, {"epochs": 6, "patience": 2}),
     Run("pneumoniamnist", "full", settings={"epochs": 4, "lr": 2e-4, "patience": 2}),
     Run("pneumoniamnist", "full", settings={"epochs": 4, "lr": 2e-4, "patience": 2, "augment": True}),
+    Run("pneumoniamnist", "full", settings={"epochs": 8, "lr": 2e-4, "patience": 3, "augment": True}),
+    Run("pneumoniamnist", "lp-ft", {"then": "full"}, {"epochs": 8, "lr": 1e-4, "patience": 3, "augment": True}),
 ]
 
 
