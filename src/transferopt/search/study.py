@@ -104,7 +104,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     # so every search ends with a model, however small the budget.
     while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
         trial = study.ask()
-        plan = suggest_plan(trial, kept, groups, settings.max_epochs)
+        plan = suggest_plan(trial, kept, groups, settings.max_epochs, task.modality)
         value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
         save_state()
         if pruned:
@@ -148,6 +148,7 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
             "layer_decay": 1.0,
             "l2sp": 0.0,
             "epochs": min(5, max_epochs),
+            "augment": False,  # keeps the opening trials on the cache; ignored for text
         }
         openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
         openings.append(
