@@ -78,6 +78,13 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
+def parse_candidates(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("--candidates needs at least one model name")
+    return names
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 

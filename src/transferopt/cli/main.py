@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .common import epoch_printer, parse_options, print_json, user_errors_as_messages
+from .common import epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
 app = typer.Typer(
     help="Optimal transfer learning without expert effort.",
@@ -121,13 +121,10 @@ def optimize(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search in --out"),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
-    from ..errors import ConfigError
     from ..search import OptimizeSettings, parse_budget
     from ..search import optimize as run_optimize
 
-    names = [c.strip() for c in candidates.split(",") if c.strip()]
-    if not names:
-        raise ConfigError("--candidates needs at least one model name")
+    names = parse_candidates(candidates)
     settings = OptimizeSettings(
         data=data,
         candidates=names,
@@ -157,12 +154,9 @@ def rank(
     """Rank candidate models by transferability scores from one forward pass each."""
     from ..config import FitConfig
     from ..data import task_from_config
-    from ..errors import ConfigError
     from ..scoring import rank_candidates
 
-    names = [c.strip() for c in candidates.split(",") if c.strip()]
-    if not names:
-        raise ConfigError("--candidates needs at least one model name")
+    names = parse_candidates(candidates)
     config = FitConfig(data=data, model=names[0], shots=shots, seed=seed)
     task = task_from_config(config)
     ranked = rank_candidates(task, names, config, key=key, profile_depth=depth)
