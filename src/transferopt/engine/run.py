@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,13 @@ class RunOutcome:
     trainable_params: int = 0
     trained_groups: list[str] = field(default_factory=list)
     temperature: float | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """torch, numpy and Python's `random`: timm's crop augmentation draws from the latter."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,7 +101,7 @@ class Transfer:
 
     def run(self, strategy: Strategy, hooks: list[EpochHook] | None = None) -> RunOutcome:
         config, data, model = self.config, self.data, self.model
-        torch.manual_seed(config.seed)
+        seed_everything(config.seed)
         model.to(self.device)
         started = time.perf_counter()
         compute_before = self.cache.stats.compute_s
