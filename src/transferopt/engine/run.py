@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from .cache import FeatureCache
 from .calibration import fit_temperature, fold_temperature
 from .head import fit_logistic_head
 from .states import CachedBatches, RawBatches
-from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, train
+from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, seed_everything, train
 
 # Class weighting switches on automatically when the largest class is this many times the smallest.
 AUTO_BALANCE_RATIO = 3.0
@@ -37,13 +36,6 @@ class RunOutcome:
     trainable_params: int = 0
     trained_groups: list[str] = field(default_factory=list)
     temperature: float | None = None
-
-
-def seed_everything(seed: int) -> None:
-    """torch, numpy and Python's `random`: timm's crop augmentation draws from the latter."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,6 +124,8 @@ def train(
         label_smoothing=settings.label_smoothing,
     )
     generator = torch.Generator().manual_seed(settings.seed)
+    # Seeded right before the loop: timm's crop augmentation draws from Python's `random`.
+    seed_everything(settings.seed)
     history = TrainHistory()
     stale = 0
     # Epoch 0 is the starting point: after a linear-probe phase it is a real candidate, and
@@ -181,6 +184,13 @@ def train(
     model.load_state_dict(best_state)
     history.train_s = time.perf_counter() - started
     return history
+
+
+def seed_everything(seed: int) -> None:
+    """torch, numpy and Python's `random` (timm's crop augmentation draws from the latter)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
