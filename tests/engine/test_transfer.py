@@ -298,4 +298,3 @@ def test_class_balancing():
     assert not balance_classes(config.replace(class_weight="none"), np.array([0] * 9 + [1]), 2)
     weights = class_weight_tensor(np.array([0, 0, 0, 1]), 2)
     assert torch.allclose(weights, torch.tensor([4 / 6, 2.0]))
-
