@@ -118,3 +118,33 @@ def test_resume_after_kill_keeps_every_finished_trial(tmp_path, colour_folder):
     summary = json.loads((out / "summary.json").read_text())
     assert spent_before <= summary["spent_s"] <= 60 * 1.1
     assert transferopt.load(out).config.model == "tiny-effnet"
+
+
+def test_repeated_plans_are_not_run_again(tmp_path, colour_folder, monkeypatch):
+    """A plan already measured is recorded from the earlier trial instead of being trained again."""
+    from transferopt.search import study as study_module
+
+    runs = []
+    original = study_module.run_trial
+
+    def counting(trial, plan, *args, **kwargs):
+        runs.append(
+            (
+                plan.model,
+                plan.strategy,
+                json.dumps(plan.options, sort_keys=True),
+                json.dumps(plan.overrides, sort_keys=True),
+            )
+        )
+        return original(trial, plan, *args, **kwargs)
+
+    monkeypatch.setattr(study_module, "run_trial", counting)
+    # Only the probe is searchable here, so every proposal after the first repeats it.
+    monkeypatch.setattr("transferopt.search.space.SEARCHED_STRATEGIES", ("linear-probe",))
+    monkeypatch.setattr(
+        study_module, "opening_trials", lambda ranking, kept, epochs: [{"model": kept[0], "strategy": "linear-probe"}]
+    )
+    settings = OptimizeSettings(data=str(colour_folder), candidates=["tiny-effnet"], budget_s=20, out=tmp_path / "s")
+    summary = optimize(settings)
+    assert len(runs) == len(set(runs)) == 1
+    assert summary["spent_s"] < 20  # stopped early: nothing new to measure

@@ -31,6 +31,8 @@ STATE_FILE = "optimize.json"
 MODEL_DIR = "model"
 # Time kept back for writing the summary and the final model's files.
 RESERVE_S = 5.0
+# Consecutive proposals of already-measured plans after which the search stops early.
+MAX_REPEATS = 25
 
 
 @dataclass
@@ -102,9 +104,19 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
 
     # At least one finished trial (the top candidate's probe, on features the ranking already cached)
     # so every search ends with a model, however small the budget.
+    repeats = 0
     while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
         trial = study.ask()
         plan = suggest_plan(trial, kept, groups, settings.max_epochs, task.modality)
+        earlier = finished_with_same_params(study, trial)
+        if earlier is not None:
+            # Training is seeded, so the same plan gives the same result: record it, spend nothing.
+            study.tell(trial, earlier)
+            repeats += 1
+            if repeats >= MAX_REPEATS:
+                break  # the sampler keeps proposing plans already measured: the search has converged
+            continue
+        repeats = 0
         value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
         save_state()
         if pruned:
@@ -155,6 +167,15 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
         )
     return openings
+
+
+def finished_with_same_params(study, trial) -> float | None:
+    import optuna
+
+    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if other.number != trial.number and other.params == trial.params:
+            return other.value
+    return None
 
 
 def completed(study) -> bool:
