@@ -99,11 +99,10 @@ def score_candidate(
     device = resolve_device(config.device)
     backbone.to(device)
     # Train and validation together: more examples give steadier estimates, and no training happens.
+    weights = backbone.weights_fingerprint()
     pooled_parts, labels_parts = [], []
     for part in (task.train, task.val):
-        states = cache.states(
-            backbone, backbone.weights_fingerprint(), part, backbone.num_groups, config.batch_size, device
-        )
+        states = cache.states(backbone, weights, part, backbone.num_groups, config.batch_size, device)
         pooled_parts.append(states["features"].float().numpy())
         labels_parts.append(part.labels)
     pooled, labels = np.concatenate(pooled_parts), np.concatenate(labels_parts)

@@ -31,6 +31,7 @@ STATE_FILE = "optimize.json"
 MODEL_DIR = "model"
 # Time kept back for writing the summary and the final model's files.
 RESERVE_S = 5.0
+HEADLINE_METRICS = ("accuracy", "macro_f1", "auc")
 # Consecutive proposals of already-measured plans after which the search stops early.
 MAX_REPEATS = 25
 
@@ -218,9 +219,7 @@ def run_trial(
     pruned = {"flag": False}
 
     def report(record: dict) -> None:
-        trial.report(
-            record[f"val_{base.metric}"] if f"val_{base.metric}" in record else record["val_accuracy"], record["epoch"]
-        )
+        trial.report(record[f"val_{base.metric}"], record["epoch"])
         save_state()
         if trial.should_prune():
             pruned["flag"] = True
@@ -239,14 +238,9 @@ def run_trial(
     trial.set_user_attr("model", plan.model)
     trial.set_user_attr("strategy", plan.strategy)
     trial.set_user_attr("config", config.to_dict())
-    trial.set_user_attr(
-        "val", {k: result.metrics["val"][k] for k in ("accuracy", "macro_f1", "auc") if k in result.metrics["val"]}
-    )
-    if "test" in result.metrics:
-        trial.set_user_attr(
-            "test",
-            {k: result.metrics["test"][k] for k in ("accuracy", "macro_f1", "auc") if k in result.metrics["test"]},
-        )
+    for split in ("val", "test"):
+        if split in result.metrics:
+            trial.set_user_attr(split, {k: v for k, v in result.metrics[split].items() if k in HEADLINE_METRICS})
     trial.set_user_attr("trained_groups", result.metrics["trained_groups"])
     trial.set_user_attr("trainable_params", result.metrics["trainable_params"])
     trial.set_user_attr("seconds", time.perf_counter() - started)
