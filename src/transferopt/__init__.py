@@ -1,22 +1,57 @@
 """transferopt: optimal transfer learning without expert effort.
 
 Public API (heavy modules load lazily so `import transferopt` stays fast):
-`fit`, `load`, `list_models`, `list_strategies`, `FitConfig`.
+`fit`, `optimize`, `load`, `list_models`, `list_strategies`, `FitConfig`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["FitConfig", "FitResult", "fit", "list_models", "list_strategies", "load"]
+__all__ = ["FitConfig", "FitResult", "fit", "list_models", "list_strategies", "load", "optimize"]
 
 
 def fit(*args: Any, **kwargs: Any):
     from .api import fit as _fit
 
     return _fit(*args, **kwargs)
+
+
+def optimize(
+    data: str,
+    candidates: str | list[str],
+    *,
+    out: str | Path,
+    budget: str | float = "15m",
+    shots: int | None = None,
+    seed: int = 0,
+    metric: str = "accuracy",
+    storage: str | None = None,
+    resume: bool = False,
+    early_stop: bool = True,
+) -> dict[str, Any]:
+    """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
+    and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
+    `transferopt.load(out)` gives the best model back."""
+    from .search import OptimizeSettings, parse_budget
+    from .search import optimize as _optimize
+
+    names = [c.strip() for c in candidates.split(",")] if isinstance(candidates, str) else list(candidates)
+    settings = OptimizeSettings(
+        data=str(data),
+        candidates=[n for n in names if n],
+        budget_s=parse_budget(budget),
+        out=Path(out),
+        shots=shots,
+        seed=seed,
+        metric=metric,
+        storage=storage,
+        early_stop=early_stop,
+    )
+    return _optimize(settings, resume=resume)
 
 
 def load(run_dir):

@@ -34,7 +34,12 @@ def test_parse_budget_rejects(text):
 def test_search_within_budget_saves_a_loadable_winner(tmp_path, colour_folder):
     out = tmp_path / "search"
     settings = OptimizeSettings(
-        data=str(colour_folder), candidates=["tiny-effnet", "tiny-resnet"], budget_s=25, out=out, max_epochs=3
+        data=str(colour_folder),
+        candidates=["tiny-effnet", "tiny-resnet"],
+        budget_s=25,
+        out=out,
+        max_epochs=3,
+        early_stop=False,  # the whole budget is spent, to check it is honoured
     )
     started = time.monotonic()
     summary = optimize(settings)
@@ -73,7 +78,7 @@ import tests.conftest  # offline env and the tiny model aliases
 from pathlib import Path
 from transferopt.search import OptimizeSettings, optimize
 settings = OptimizeSettings(data={data!r}, candidates=["tiny-effnet"], budget_s={budget}, out=Path({out!r}),
-                            max_epochs=3)
+                            max_epochs=3, early_stop=False)
 optimize(settings, resume={resume})
 """
 
@@ -148,3 +153,34 @@ def test_repeated_plans_are_not_run_again(tmp_path, colour_folder, monkeypatch):
     summary = optimize(settings)
     assert len(runs) == len(set(runs)) == 1
     assert summary["spent_s"] < 20  # stopped early: nothing new to measure
+
+
+def test_search_stops_early_once_it_stops_finding_better_plans(tmp_path, colour_folder):
+    """The colours are separable at once: the first probe is never beaten, so the search ends well before
+    its budget and says why."""
+    from transferopt.search.study import PATIENCE_TRIALS
+
+    out = tmp_path / "s"
+    settings = OptimizeSettings(
+        data=str(colour_folder), candidates=["tiny-effnet"], budget_s=120, out=out, max_epochs=3
+    )
+    summary = optimize(settings)
+    assert summary["spent_s"] < 120 * 0.5
+    assert summary["stopped_early"].startswith(f"no better plan in the last {PATIENCE_TRIALS} trials")
+    assert "stopped early" in (out / "summary.md").read_text()
+    ran = [r for r in summary["leaderboard"] if r["trial"] > summary["winner"]["trial"]]
+    assert len(ran) >= PATIENCE_TRIALS
+
+
+def test_python_api_optimize_returns_the_summary_and_a_loadable_model(tmp_path, colour_folder):
+    summary = transferopt.optimize(
+        str(colour_folder), "tiny-effnet, tiny-resnet", out=tmp_path / "s", budget="15s", seed=1
+    )
+    assert summary["winner"] is not None and summary["budget_s"] == 15
+    [prediction] = transferopt.load(tmp_path / "s").predict([colour_folder / "test" / "red" / "red_0.png"])
+    assert prediction["label"] == "red"
+
+
+def test_python_api_optimize_needs_candidates(tmp_path, colour_folder):
+    with pytest.raises(ConfigError, match="at least one candidate"):
+        transferopt.optimize(str(colour_folder), " , ", out=tmp_path / "s")

@@ -22,7 +22,7 @@ from transferopt.engine import frozen_prefix
 from transferopt.engine.trainer import check_all_trainable_grouped
 from transferopt.errors import ConfigError
 from transferopt.models import TransferModel, resolve_backbone
-from transferopt.strategies import STRATEGIES, make_strategy, trainable_parameter_names
+from transferopt.strategies import STRATEGIES, ModelShape, make_strategy, trainable_parameter_names
 
 MODELS = ["tiny-effnet", "tiny-resnet", "tiny-vit", "tiny-bert"]
 HEAD = {"head.1.weight", "head.1.bias"}
@@ -259,6 +259,20 @@ def test_lora_with_nothing_to_adapt():
         make_strategy("lora", {"last_k": 1}).apply(model)
 
 
+def test_lora_search_space_never_proposes_a_last_k_with_nothing_to_adapt():
+    import optuna
+
+    from transferopt.strategies.lora import smallest_last_k
+
+    backbone = resolve_backbone("tiny-effnet")
+    shape = ModelShape(num_groups=backbone.num_groups, lora_min_k=smallest_last_k(backbone))
+    assert shape.lora_min_k == 2  # head_conv (the last group) holds no pointwise block conv
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        options = STRATEGIES.get("lora").suggest(study.ask(), shape)
+        make_strategy("lora", options).apply(TransferModel(resolve_backbone("tiny-effnet"), 3))
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -337,7 +351,7 @@ def test_every_strategy_search_space_builds_a_valid_strategy(name):
     seen = set()
     for _ in range(20):
         trial = study.ask()
-        options = STRATEGIES.get(name).suggest(trial, num_groups=5)
+        options = STRATEGIES.get(name).suggest(trial, ModelShape(num_groups=5))
         strategy = make_strategy(name, options)
         assert strategy.options is not None
         seen.update(trial.params)

@@ -119,6 +119,9 @@ def optimize(
     metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in --out)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search in --out"),
+    early_stop: bool = typer.Option(
+        True, "--early-stop/--no-early-stop", help="end before the budget once trials stop finding better plans"
+    ),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from ..search import OptimizeSettings, parse_budget
@@ -134,6 +137,7 @@ def optimize(
         seed=seed,
         metric=metric,
         storage=storage,
+        early_stop=early_stop,
     )
     summary = run_optimize(settings, resume=resume)
     typer.echo((out / "summary.md").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, ModelShape
 
 #: Strategies the optimizer searches; the pure probe is cheap and always tried first.
 SEARCHED_STRATEGIES = ("linear-probe", "partial", "lora", "lp-ft", "bitfit", "norm", "full")
@@ -20,13 +20,13 @@ class TrialPlan:
 
 
 def suggest_plan(
-    trial: Any, candidates: list[str], groups: dict[str, int], max_epochs: int, modality: str = "image"
+    trial: Any, candidates: list[str], shapes: dict[str, ModelShape], max_epochs: int, modality: str = "image"
 ) -> TrialPlan:
     """Sample one plan. Training knobs are relative to each strategy's defaults (lr scale), so one
     parameter means the same thing whatever strategy it comes with."""
     model = trial.suggest_categorical("model", candidates)
     strategy = trial.suggest_categorical("strategy", list(SEARCHED_STRATEGIES))
-    options = STRATEGIES.get(strategy).suggest(trial, groups[model])
+    options = STRATEGIES.get(strategy).suggest(trial, shapes[model])
     overrides: dict[str, Any] = {}
     if STRATEGIES.get(strategy).trains:
         overrides = {

@@ -21,7 +21,7 @@ from ..engine.metrics import score
 from ..errors import ConfigError, RunDirError
 from ..reporting.rundir import read_json, write_json
 from ..scoring import rank_candidates
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, ModelShape
 from .budget import Budget
 from .space import TrialPlan, suggest_plan
 
@@ -34,6 +34,11 @@ RESERVE_S = 5.0
 HEADLINE_METRICS = ("accuracy", "macro_f1", "auc")
 # Consecutive proposals of already-measured plans after which the search stops early.
 MAX_REPEATS = 25
+# The search also stops early once it stops paying: this many trials in a row without a new best, and
+# at least as much time spent since the best was found as it took to find it. The budget is a ceiling.
+PATIENCE_TRIALS = 5
+# TPE samples at random for this many trials after the enqueued openings, then models what worked.
+RANDOM_STARTUP_TRIALS = 4
 
 
 @dataclass
@@ -48,6 +53,8 @@ class OptimizeSettings:
     storage: str | None = None
     max_epochs: int = 8
     keep_candidates: int = 2
+    #: Stop before the budget ends once the search stops finding better plans (see PATIENCE_TRIALS).
+    early_stop: bool = True
 
     def base_config(self) -> FitConfig:
         return FitConfig(data=self.data, model=self.candidates[0], shots=self.shots, seed=self.seed, metric=self.metric)
@@ -57,6 +64,8 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not settings.candidates:
+        raise ConfigError("optimize needs at least one candidate model")
     out = Path(settings.out)
     state_path = out / STATE_FILE
     if resume:
@@ -67,7 +76,15 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         if out.exists() and any(out.iterdir()):
             raise RunDirError(f"--out {out} is not empty; use --resume to continue a search there, or another folder")
         out.mkdir(parents=True, exist_ok=True)
-        state = {"settings": settings_to_json(settings), "spent_s": 0.0, "ranking": None, "best": None}
+        state = {
+            "settings": settings_to_json(settings),
+            "spent_s": 0.0,
+            "ranking": None,
+            "shapes": None,
+            "best": None,
+            "trials_since_best": 0,
+            "stopped": None,
+        }
         write_json(state_path, state)
     budget = Budget(settings.budget_s, spent_before_s=float(state["spent_s"]))
     if budget.remaining_s <= RESERVE_S:
@@ -87,7 +104,10 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         save_state()
     ranking = state["ranking"]
     kept = [c["model"] for c in ranking[: settings.keep_candidates]]
-    groups = {c["model"]: len(c["depth_profile"]) or 1 for c in ranking}
+    if state.get("shapes") is None:
+        state["shapes"] = model_shapes(kept)
+        save_state()
+    shapes = {name: ModelShape(**shape) for name, shape in state["shapes"].items()}
 
     storage = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.create_study(
@@ -95,7 +115,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         study_name=STUDY_NAME,
         direction="maximize",
         load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        sampler=make_sampler(settings.seed, len(opening_trials(ranking, kept, settings.max_epochs))),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
     )
     fail_interrupted_trials(study)
@@ -107,18 +127,27 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     # so every search ends with a model, however small the budget.
     repeats = 0
     while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
+        if settings.early_stop and (reason := search_has_converged(state, budget)):
+            state["stopped"] = reason
+            log.info("stopping early: %s", reason)
+            break
         trial = study.ask()
-        plan = suggest_plan(trial, kept, groups, settings.max_epochs, task.modality)
+        plan = suggest_plan(trial, kept, shapes, settings.max_epochs, task.modality)
         earlier = finished_with_same_params(study, trial)
         if earlier is not None:
             # Training is seeded, so the same plan gives the same result: record it, spend nothing.
             study.tell(trial, earlier)
             repeats += 1
             if repeats >= MAX_REPEATS:
-                break  # the sampler keeps proposing plans already measured: the search has converged
+                # the sampler keeps proposing plans already measured: the search has converged
+                state["stopped"] = f"the sampler proposed {MAX_REPEATS} already-measured plans in a row"
+                break
             continue
         repeats = 0
+        best_before = (state.get("best") or {}).get("trial")
         value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
+        found_better = (state.get("best") or {}).get("trial") != best_before
+        state["trials_since_best"] = 0 if found_better else state.get("trials_since_best", 0) + 1
         save_state()
         if pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -134,6 +163,47 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
 
 def settings_to_json(settings: OptimizeSettings) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.__dict__.items()}
+
+
+def model_shapes(names: list[str]) -> dict[str, dict[str, int]]:
+    """Each candidate's layer-group count and LoRA's smallest useful depth, for the search space."""
+    from ..models import resolve_backbone
+    from ..strategies.lora import smallest_last_k
+
+    shapes = {}
+    for name in names:
+        backbone = resolve_backbone(name)
+        shapes[name] = {"num_groups": backbone.num_groups, "lora_min_k": smallest_last_k(backbone)}
+    return shapes
+
+
+def make_sampler(seed: int, openings: int):
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # multivariate + group: the space is conditional (each strategy has its own options), and TPE
+        # then models the parameters that occur together jointly instead of one by one.
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=openings + RANDOM_STARTUP_TRIALS, multivariate=True, group=True
+        )
+
+
+def search_has_converged(state: dict, budget: Budget) -> str | None:
+    """Why the search should stop now, or None. The count and the times are kept in the state file, so
+    the rule holds across a resume."""
+    best = state.get("best")
+    if best is None or state.get("trials_since_best", 0) < PATIENCE_TRIALS:
+        return None
+    found_at = float(best.get("spent_s", 0.0))
+    if budget.spent_s < 2 * found_at:
+        return None
+    return (
+        f"no better plan in the last {state['trials_since_best']} trials "
+        f"({budget.spent_s - found_at:.0f}s since the best was found at {found_at:.0f}s)"
+    )
 
 
 def fail_interrupted_trials(study) -> None:
@@ -247,5 +317,11 @@ def run_trial(
     best = state.get("best")
     if not pruned["flag"] and (best is None or value > best["value"]):
         result.save(out / MODEL_DIR)
-        state["best"] = {"value": value, "trial": trial.number, "model": plan.model, "strategy": plan.strategy}
+        state["best"] = {
+            "value": value,
+            "trial": trial.number,
+            "model": plan.model,
+            "strategy": plan.strategy,
+            "spent_s": budget.spent_s,
+        }
     return value, pruned["flag"]

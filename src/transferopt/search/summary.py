@@ -53,6 +53,7 @@ def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> di
         "metric": metric,
         "budget_s": settings.budget_s,
         "spent_s": budget.spent_s,
+        "stopped_early": state.get("stopped"),
         "ranking": state["ranking"],
         "winner": winner,
         "best_linear_probe": best_of(rows, "linear-probe"),
@@ -86,8 +87,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         if winner.get("test"):
             lines.append("- winner on the test split: " + ", ".join(f"{k} {v:.4f}" for k, v in winner["test"].items()))
         lines.append("")
+    stopped = summary.get("stopped_early")
     lines += [
-        f"Time: {summary['spent_s']:.0f}s of a {summary['budget_s']:.0f}s budget.",
+        f"Time: {summary['spent_s']:.0f}s of a {summary['budget_s']:.0f}s budget"
+        + (f" (stopped early: {stopped})." if stopped else "."),
         "",
         "## Candidate ranking",
         "",

@@ -15,6 +15,15 @@ from ..errors import ConfigError
 from ..models.base import TransferModel
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """What a strategy's search space needs to know about one candidate model."""
+
+    num_groups: int
+    #: Smallest `last_k` whose groups hold a module LoRA can adapt (EfficientNet's last group has none).
+    lora_min_k: int = 1
+
+
 @dataclasses.dataclass
 class NoOptions:
     """This strategy has no options."""
@@ -47,7 +56,7 @@ class Strategy(ABC):
         return 1e-4 if modality == "image" else 5e-5
 
     @classmethod
-    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+    def suggest(cls, trial: Any, shape: ModelShape, prefix: str = "") -> dict[str, Any]:
         """This strategy's own options for one Optuna trial (define-by-run); none by default.
 
         `prefix` namespaces parameter names when a strategy is nested (LP-FT's fine-tuning phase).

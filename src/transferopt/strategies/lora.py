@@ -9,8 +9,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.base import TransferModel
-from .base import STRATEGIES, Strategy, freeze_backbone
+from ..models.base import Backbone, TransferModel
+from .base import STRATEGIES, ModelShape, Strategy, freeze_backbone
 
 ADAPTER_ATTRIBUTE = "peft_model"
 
@@ -39,10 +39,11 @@ class Lora(Strategy):
         return 1e-3 if modality == "image" else 5e-4
 
     @classmethod
-    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+    def suggest(cls, trial: Any, shape: ModelShape, prefix: str = "") -> dict[str, Any]:
         rank = trial.suggest_categorical(f"{prefix}lora.rank", [4, 8, 16])
+        last_k = trial.suggest_int(f"{prefix}lora.last_k", shape.lora_min_k, shape.num_groups)
         # alpha = 2r keeps the adapter's effective step size comparable across ranks (LoRA paper, 4.1).
-        return {"rank": rank, "alpha": 2.0 * rank, "last_k": trial.suggest_int(f"{prefix}lora.last_k", 1, num_groups)}
+        return {"rank": rank, "alpha": 2.0 * rank, "last_k": last_k}
 
     def target_names(self, model: TransferModel) -> list[str]:
         backbone = model.backbone
@@ -54,13 +55,9 @@ class Lora(Strategy):
         k = self.options.last_k if self.options.last_k is not None else n
         if not 1 <= k <= n:
             raise ConfigError(f"lora: last_k must be between 1 and {n}, got {k}")
-        net_names = {id(m): name for name, m in backbone.net.named_modules()}
-        names = []
-        for group in backbone.group_modules()[n - k :]:
-            for module in group.modules():
-                name = net_names.get(id(module))
-                if name and isinstance(module, nn.Linear | nn.Conv2d) and name.rsplit(".", 1)[-1] in suffixes:
-                    names.append(name)
+        names = [
+            name for group in backbone.group_modules()[n - k :] for name in adaptable_modules(backbone, group, suffixes)
+        ]
         if not names:
             raise ConfigError(f"lora: no Linear/Conv2d module named {sorted(suffixes)} in the last {k} layer groups")
         return sorted(set(names))
@@ -85,6 +82,27 @@ class Lora(Strategy):
         model.backbone.__dict__[ADAPTER_ATTRIBUTE] = peft_model
         for parameter in model.head.parameters():
             parameter.requires_grad_(True)
+
+
+def adaptable_modules(backbone: Backbone, group: nn.Module, suffixes: set[str]) -> list[str]:
+    """Names (within `backbone.net`) of the Linear/Conv2d modules of `group` whose last name part is a target."""
+    net_names = {id(m): name for name, m in backbone.net.named_modules()}
+    names = []
+    for module in group.modules():
+        name = net_names.get(id(module))
+        if name and isinstance(module, nn.Linear | nn.Conv2d) and name.rsplit(".", 1)[-1] in suffixes:
+            names.append(name)
+    return names
+
+
+def smallest_last_k(backbone: Backbone) -> int:
+    """The smallest `last_k` that adapts anything with the backbone's default targets."""
+    suffixes = set(backbone.default_lora_targets())
+    groups = backbone.group_modules()
+    for k in range(1, len(groups) + 1):
+        if adaptable_modules(backbone, groups[len(groups) - k], suffixes):
+            return k
+    return len(groups)
 
 
 def adapter_of(model: TransferModel):

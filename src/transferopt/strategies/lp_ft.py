@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..models.base import TransferModel
-from .base import STRATEGIES, Strategy
+from .base import STRATEGIES, ModelShape, Strategy
 from .simple import c_values_field
 
 
@@ -36,9 +36,9 @@ class LpFt(Strategy):
     SEARCHED_PHASES = ("partial", "lora", "full")
 
     @classmethod
-    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
+    def suggest(cls, trial: Any, shape: ModelShape, prefix: str = "") -> dict[str, Any]:
         then = trial.suggest_categorical(f"{prefix}lp-ft.then", list(cls.SEARCHED_PHASES))
-        inner = STRATEGIES.get(then).suggest(trial, num_groups, prefix=f"{prefix}lp-ft.")
+        inner = STRATEGIES.get(then).suggest(trial, shape, prefix=f"{prefix}lp-ft.")
         return {"then": then, "then_options": inner}
 
     def apply(self, model: TransferModel) -> None:

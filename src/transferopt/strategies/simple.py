@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.base import TransferModel
-from .base import STRATEGIES, Strategy, freeze_backbone, train_groups
+from .base import STRATEGIES, ModelShape, Strategy, freeze_backbone, train_groups
 
 # Inverse L2 strengths for the logistic-regression head; the best on validation is kept.
 DEFAULT_C_VALUES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -57,8 +57,8 @@ class Partial(Strategy):
     Options = PartialOptions
 
     @classmethod
-    def suggest(cls, trial: Any, num_groups: int, prefix: str = "") -> dict[str, Any]:
-        return {"k": trial.suggest_int(f"{prefix}partial.k", 1, num_groups)}
+    def suggest(cls, trial: Any, shape: ModelShape, prefix: str = "") -> dict[str, Any]:
+        return {"k": trial.suggest_int(f"{prefix}partial.k", 1, shape.num_groups)}
 
     def groups_to_train(self, num_groups: int) -> int:
         k = self.options.k if self.options.k is not None else max(1, math.ceil(num_groups / 3))
