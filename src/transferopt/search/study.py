@@ -217,7 +217,8 @@ def fail_interrupted_trials(study) -> None:
 
 def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> list[dict[str, Any]]:
     """Cheap cached strategies first: a probe on every kept candidate, then partial tuning down to the
-    depth whose features the ranking found best, then LP-FT on the top candidate."""
+    depth whose features the ranking found best, then LP-FT on the top candidate (to that depth, then
+    with adapters throughout)."""
     openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
     top = next(c for c in ranking if c["model"] == kept[0])
     profile = list(top["depth_profile"])
@@ -237,6 +238,10 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
         openings.append(
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
         )
+        # The low-data default of the literature: LP-FT with low-rank adapters on every group (PEFT beats
+        # full fine-tuning with few examples, VTAB-1k; LP-FT beats plain fine-tuning, Kumar et al. 2022).
+        lora = {"lp-ft.lora.rank": 8, "lp-ft.lora.last_k": n}
+        openings.append({"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "lora", **lora, **defaults})
     return openings
 
 
