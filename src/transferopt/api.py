@@ -112,6 +112,11 @@ class FitResult:
             save_adapter(self.adapter, folder / "adapter")
 
 
+def group_parameter_counts(backbone) -> list[int]:
+    params = dict(backbone.named_parameters())
+    return [int(sum(params[n].numel() for n in names)) for names in backbone.param_groups()]
+
+
 def save_adapter(adapter: dict[str, Any], folder: Path) -> None:
     """Save LoRA exactly as peft does (adapter_config.json + adapter_model.safetensors)."""
     from safetensors.torch import save_file
@@ -199,12 +204,12 @@ def fit(
     eval_started = time.perf_counter()
     metrics: dict[str, Any] = {
         "val": classification_metrics(
-            transfer.probabilities(task.val, outcome.prefix, "val"), task.val.labels, task.classes
+            transfer.probabilities(task.val, outcome.prefix, "val"), task.val.labels, task.classes, detail=True
         ),
     }
     if task.test is not None:
         metrics["test"] = classification_metrics(
-            transfer.probabilities(task.test, outcome.prefix, "test"), task.test.labels, task.classes
+            transfer.probabilities(task.test, outcome.prefix, "test"), task.test.labels, task.classes, detail=True
         )
     timing = dict(outcome.timing)
     timing["eval_s"] = time.perf_counter() - eval_started
@@ -215,6 +220,7 @@ def fit(
         total_params=count_parameters(transfer_model),
         trained_groups=outcome.trained_groups,
         layer_groups=backbone.group_names,
+        group_params=group_parameter_counts(backbone),
         frozen_prefix=outcome.prefix,
         strategy=strategy_obj.describe(),
         head_fit=outcome.head_fit,

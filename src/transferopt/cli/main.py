@@ -75,6 +75,9 @@ def fit(
         device=device,
     )
     result = run_fit(config=config, out=out, hooks=[epoch_printer])
+    from ..reporting.report import write_report
+
+    write_report(result.run_dir)
     print_fit_summary(result)
 
 
@@ -104,7 +107,7 @@ def print_fit_summary(result) -> None:
     )
     for note in result.data_summary.get("skipped", [])[:1]:
         console.print(f"skipped {len(result.data_summary['skipped'])} unreadable input(s), e.g. {note}")
-    console.print(f"saved to {result.run_dir}")
+    console.print(f"saved to {result.run_dir} (open report.html there for the full picture)")
 
 
 @app.command()
@@ -142,6 +145,15 @@ def optimize(
     summary = run_optimize(settings, resume=resume)
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")
+
+
+@app.command()
+@user_errors_as_messages
+def report(run_dir: Path = typer.Argument(..., help="a run directory from fit or optimize")) -> None:
+    """(Re)build RUN_DIR/report.html: one self-contained page that opens offline."""
+    from ..reporting.report import write_report
+
+    typer.echo(f"report written to {write_report(run_dir)}")
 
 
 @app.command()

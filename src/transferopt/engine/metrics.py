@@ -18,7 +18,49 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict]:
+    """Confidence versus accuracy per equal-width confidence bin (the reliability diagram's data)."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence > low) & (confidence <= high)
+        count = int(inside.sum())
+        rows.append(
+            {
+                "low": float(low),
+                "high": float(high),
+                "count": count,
+                "confidence": float(confidence[inside].mean()) if count else None,
+                "accuracy": float(correct[inside].mean()) if count else None,
+            }
+        )
+    return rows
+
+
+def detailed_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """What a report shows beyond the headline numbers: confusion matrix (rows = true class),
+    per-class precision/recall/F1/support, and reliability bins."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    probs = np.asarray(probs, dtype=np.float64)
+    predictions = probs.argmax(axis=1)
+    label_ids = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=label_ids, zero_division=0
+    )
+    return {
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=label_ids).tolist(),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+            for name, p, r, f, n in zip(classes, precision, recall, f1, support, strict=True)
+        },
+        "reliability": reliability_bins(probs / probs.sum(axis=1, keepdims=True), labels),
+    }
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str], detail: bool = False) -> dict:
     from sklearn.metrics import f1_score, recall_score, roc_auc_score
 
     probs = np.asarray(probs, dtype=np.float64)
@@ -39,6 +81,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         metrics["auc"] = float(roc_auc_score(labels, probs[:, 1]))
     elif len(present) == len(classes) > 2:
         metrics["auc"] = float(roc_auc_score(labels, probs, multi_class="ovr", labels=label_ids))
+    if detail:
+        metrics["detail"] = detailed_metrics(probs, labels, classes)
     return metrics
 
 

@@ -116,7 +116,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         direction="maximize",
         load_if_exists=True,
         sampler=make_sampler(settings.seed, len(opening_trials(ranking, kept, settings.max_epochs))),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+        pruner=make_pruner(),
     )
     fail_interrupted_trials(study)
     if not study.trials:
@@ -158,7 +158,19 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     save_state()
     from .summary import write_summary
 
-    return write_summary(out, study, state, settings, budget)
+    summary = write_summary(out, study, state, settings, budget)
+    write_report_safely(out)
+    return summary
+
+
+def write_report_safely(out: Path) -> None:
+    """The search's results are saved by now; a failing report must not hide them."""
+    from ..reporting.report import write_report
+
+    try:
+        write_report(out)
+    except Exception as exc:  # reported, not raised: the model and summary are already on disk
+        log.warning("could not write %s/report.html: %s (retry with `transferopt report %s`)", out, exc, out)
 
 
 def settings_to_json(settings: OptimizeSettings) -> dict[str, Any]:
@@ -189,6 +201,19 @@ def make_sampler(seed: int, openings: int):
         return optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=openings + RANDOM_STARTUP_TRIALS, multivariate=True, group=True
         )
+
+
+def make_pruner():
+    """Successive halving on epochs (keep the top third at epochs 1, 3, 9), but never cut a trial that is
+    still improving. Plain successive halving compares strategies at their first epoch, where an LP-FT
+    run still sits at its probe's score and a fresh head has barely started (measured on banking77: the
+    LP-FT + LoRA opening was cut after one epoch), and with few trials the first ones must beat every
+    other to survive."""
+    import optuna
+
+    return optuna.pruners.PatientPruner(
+        optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3), patience=1
+    )
 
 
 def search_has_converged(state: dict, budget: Budget) -> str | None:

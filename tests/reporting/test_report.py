@@ -1,0 +1,154 @@
+"""report.html: built from a run directory's files, self-contained, and rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import transferopt
+from transferopt.cli.main import app
+from transferopt.errors import RunDirError
+from transferopt.reporting.report import fit_command, write_report
+from transferopt.search import OptimizeSettings, optimize
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def optimize_dir(tmp_path_factory, colour_folder) -> Path:
+    out = tmp_path_factory.mktemp("report") / "search"
+    optimize(OptimizeSettings(data=str(colour_folder), candidates=["tiny-effnet"], budget_s=15, out=out, max_epochs=2))
+    return out
+
+
+class Collector(HTMLParser):
+    """Tags, external references and headings of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.references: list[str] = []
+        self.headings: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.references += [v for k, v in attrs if k in ("src", "href") and v]
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data.strip())
+            self._in_h2 = False
+
+
+def parse(path: Path) -> Collector:
+    collector = Collector()
+    collector.feed(path.read_text(encoding="utf-8"))
+    return collector
+
+
+def test_optimize_writes_a_self_contained_report_with_every_section(optimize_dir):
+    page = parse(optimize_dir / "report.html")
+    assert page.headings == [
+        "Decision",
+        "Data",
+        "Candidate ranking",
+        "Leaderboard",
+        "Network",
+        "Training curves",
+        "Errors on the test split",
+        "Calibration",
+        "Time (seconds)",
+        "Reproduce",
+    ]
+    assert "script" not in page.tags  # nothing to run, nothing to fail
+    assert page.references == []  # no file or URL to fetch: it opens offline, anywhere
+    assert page.tags.count("svg") >= 3  # depth profile, confusion matrix, reliability (+ curves if trained)
+    text = (optimize_dir / "report.html").read_text()
+    summary = transferopt.load(optimize_dir).metrics
+    for group in summary["layer_groups"]:
+        assert f"title='{group}'" in text  # every layer group is drawn
+    assert "transferopt optimize --data" in text and "--candidates tiny-effnet" in text
+
+
+def test_trained_groups_are_highlighted(optimize_dir):
+    metrics = transferopt.load(optimize_dir).metrics
+    text = (optimize_dir / "report.html").read_text()
+    highlighted = re.findall(r"<div class='g on' title='([^']+)'>", text)
+    assert highlighted == metrics["trained_groups"]
+
+
+def test_report_command_rebuilds_the_page(optimize_dir):
+    (optimize_dir / "report.html").unlink()
+    result = runner.invoke(app, ["report", str(optimize_dir)])
+    assert result.exit_code == 0, result.output
+    assert (optimize_dir / "report.html").is_file()
+
+
+def test_report_command_refuses_a_folder_that_is_not_a_run(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {tmp_path} is not a transferopt run directory "
+                                                  "(no metrics.json, no summary.json)"]  # fmt: skip
+    with pytest.raises(RunDirError, match="does not exist"):
+        write_report(tmp_path / "missing")
+
+
+def test_fit_command_writes_a_report_too(tmp_path, colour_folder):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["fit", "--data", str(colour_folder), "--model", "tiny-effnet", "--strategy", "bitfit", "--epochs", "1",
+              "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    page = parse(out / "report.html")
+    assert "Leaderboard" not in page.headings and "Network" in page.headings
+
+
+def test_fit_command_in_the_report_reproduces_the_configuration():
+    config = transferopt.FitConfig(
+        data="d", model="m", strategy="lp-ft", strategy_options={"then": "partial", "then_options": {"k": 2}},
+        lr=3e-4, augment=True, calibrate=False, shots=5,
+    ).to_dict()  # fmt: skip
+    command = fit_command(config)
+    assert command.startswith("transferopt fit --data d --model m --strategy lp-ft -o then=partial")
+    assert "-o 'then_options={\"k\": 2}'" in command
+    for flag in ("--shots 5", "--lr 0.0003", "--augment", "--no-calibrate"):
+        assert flag in command
+    assert "--epochs" not in command  # defaults are left out
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_renders_in_headless_chromium_without_console_errors(optimize_dir, tmp_path):
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("TRANSFEROPT_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required here (TRANSFEROPT_REQUIRE_CHROMIUM is set) but not installed")
+        pytest.skip("chromium is not installed (`.ci/run` installs it)")
+    screenshot = tmp_path / "report.png"
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
+        "--v=0", "--window-size=1200,3000", f"--screenshot={screenshot}",
+        (optimize_dir / "report.html").resolve().as_uri(),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    assert screenshot.is_file() and screenshot.stat().st_size > 10_000  # a real page, not a blank one
+    from PIL import Image
+
+    with Image.open(screenshot) as image:
+        colours = image.convert("RGB").resize((60, 150)).getcolors(maxcolors=100_000)
+    assert len(colours) > 20  # text, tables and figures, not an empty canvas
