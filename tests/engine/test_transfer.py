@@ -298,3 +298,31 @@ def test_class_balancing():
     assert not balance_classes(config.replace(class_weight="none"), np.array([0] * 9 + [1]), 2)
     weights = class_weight_tensor(np.array([0, 0, 0, 1]), 2)
     assert torch.allclose(weights, torch.tensor([4 / 6, 2.0]))
+
+
+AUGMENTED_RUNS = """
+import random, sys
+sys.path.insert(0, {root!r})
+import tests.conftest  # offline env and the tiny model aliases
+import transferopt
+losses = []
+for noise in (1, 2, 3):
+    random.seed(noise)  # whatever state the caller left behind
+    result = transferopt.fit({data!r}, "tiny-effnet", "full", epochs=2, lr=1e-2, augment=True, calibrate=False)
+    losses.append([e["train_loss"] for e in result.history])
+print(losses[0] == losses[1] == losses[2], losses)
+"""
+
+
+def test_augmented_training_is_reproducible_from_the_first_run_of_a_process(colour_folder):
+    """Same seed, same augmented run — the first one of a fresh process included. timm's crops draw from
+    Python's `random`, and so did the first import of the progress bar's library (rich)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = AUGMENTED_RUNS.format(root=str(root), data=str(colour_folder))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("True"), result.stdout

@@ -124,8 +124,6 @@ def train(
         label_smoothing=settings.label_smoothing,
     )
     generator = torch.Generator().manual_seed(settings.seed)
-    # Seeded right before the loop: timm's crop augmentation draws from Python's `random`.
-    seed_everything(settings.seed)
     history = TrainHistory()
     stale = 0
     # Epoch 0 is the starting point: after a linear-probe phase it is a real candidate, and
@@ -134,6 +132,10 @@ def train(
     history.best_score = score(classification_metrics(start_probs, val_labels, classes), settings.metric)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     with progress_bar("training", total=total_steps) as advance:
+        # Seeded at the last moment: timm's crop augmentation draws from Python's `random`, and the first
+        # progress bar of a process imports rich, whose import draws from it too (measured: that made the
+        # first augmented fit of every process differ from the later, identical ones).
+        seed_everything(settings.seed)
         for epoch in range(1, settings.epochs + 1):
             model.train()
             prefix_to_eval(model, prefix)
