@@ -51,7 +51,7 @@ class OptimizeSettings:
     seed: int = 0
     metric: str = "accuracy"
     storage: str | None = None
-    max_epochs: int = 8
+    max_epochs: int = 10  # as many as a plain `fit`; early stopping and pruning end most trials sooner
     keep_candidates: int = 2
     #: Stop before the budget ends once the search stops finding better plans (see PATIENCE_TRIALS).
     early_stop: bool = True
@@ -209,11 +209,15 @@ def make_pruner():
     run still sits at its probe's score and a fresh head has barely started (measured on banking77: the
     LP-FT + LoRA opening was cut after one epoch), and with few trials the first ones must beat every
     other to survive."""
+    import warnings
+
     import optuna
 
-    return optuna.pruners.PatientPruner(
-        optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3), patience=1
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(
+            optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3), patience=1
+        )
 
 
 def search_has_converged(state: dict, budget: Budget) -> str | None:
@@ -241,9 +245,11 @@ def fail_interrupted_trials(study) -> None:
 
 
 def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> list[dict[str, Any]]:
-    """Cheap cached strategies first: a probe on every kept candidate, then partial tuning down to the
-    depth whose features the ranking found best, then LP-FT on the top candidate (to that depth, then
-    with adapters throughout)."""
+    """Cheap cached strategies first: a probe on every kept candidate, then partial tuning and LP-FT down
+    to the depth whose features the ranking found best, then LP-FT of the whole network, the literature's
+    default for little data (Kumar et al., ICLR 2022). Each at full length: measured on banking77 (10
+    shots), LP-FT with LoRA for 5 epochs never left its probe's validation score, while LP-FT of the whole
+    network for 10 epochs gained 1.4 points over it."""
     openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
     top = next(c for c in ranking if c["model"] == kept[0])
     profile = list(top["depth_profile"])
@@ -256,17 +262,14 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
             "weight_decay": 0.01,
             "layer_decay": 1.0,
             "l2sp": 0.0,
-            "epochs": min(5, max_epochs),
+            "epochs": max_epochs,
             "augment": False,  # keeps the opening trials on the cache; ignored for text
         }
         openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
         openings.append(
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
         )
-        # The low-data default of the literature: LP-FT with low-rank adapters on every group (PEFT beats
-        # full fine-tuning with few examples, VTAB-1k; LP-FT beats plain fine-tuning, Kumar et al. 2022).
-        lora = {"lp-ft.lora.rank": 8, "lp-ft.lora.last_k": n}
-        openings.append({"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "lora", **lora, **defaults})
+        openings.append({"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "full", **defaults})
     return openings
 
 
