@@ -32,6 +32,7 @@ def optimize(
     storage: str | None = None,
     resume: bool = False,
     early_stop: bool = True,
+    max_trials: int | None = None,
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
@@ -50,6 +51,7 @@ def optimize(
         metric=metric,
         storage=storage,
         early_stop=early_stop,
+        max_trials=max_trials,
     )
     return _optimize(settings, resume=resume)
 

@@ -125,6 +125,7 @@ def optimize(
     early_stop: bool = typer.Option(
         True, "--early-stop/--no-early-stop", help="end before the budget once trials stop finding better plans"
     ),
+    max_trials: int = typer.Option(None, "--max-trials", help="stop after this many trials (default: budget)"),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from ..search import OptimizeSettings, parse_budget
@@ -141,6 +142,7 @@ def optimize(
         metric=metric,
         storage=storage,
         early_stop=early_stop,
+        max_trials=max_trials,
     )
     summary = run_optimize(settings, resume=resume)
     typer.echo((out / "summary.md").read_text())

@@ -314,6 +314,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
         args += ["--storage", settings["storage"]]
     if settings.get("early_stop") is False:
         args.append("--no-early-stop")
+    if settings.get("max_trials"):
+        args += ["--max-trials", str(settings["max_trials"])]
     args += ["--out", settings["out"]]
     return shlex.join(args)
 

@@ -55,6 +55,8 @@ class OptimizeSettings:
     keep_candidates: int = 2
     #: Stop before the budget ends once the search stops finding better plans (see PATIENCE_TRIALS).
     early_stop: bool = True
+    #: Stop after this many trials, whatever budget is left (None: the budget decides).
+    max_trials: int | None = None
 
     def base_config(self) -> FitConfig:
         return FitConfig(data=self.data, model=self.candidates[0], shots=self.shots, seed=self.seed, metric=self.metric)
@@ -66,6 +68,8 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not settings.candidates:
         raise ConfigError("optimize needs at least one candidate model")
+    if settings.max_trials is not None and settings.max_trials < 1:
+        raise ConfigError(f"--max-trials must be >= 1, got {settings.max_trials}")
     out = Path(settings.out)
     state_path = out / STATE_FILE
     if resume:
@@ -127,6 +131,9 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     # so every search ends with a model, however small the budget.
     repeats = 0
     while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
+        if settings.max_trials is not None and len(study.trials) >= settings.max_trials:
+            state["stopped"] = f"reached the limit of {settings.max_trials} trials"
+            break
         if settings.early_stop and (reason := search_has_converged(state, budget)):
             state["stopped"] = reason
             log.info("stopping early: %s", reason)
