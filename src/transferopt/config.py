@@ -40,6 +40,9 @@ class FitConfig:
     warmup_fraction: float = 0.1
     batch_size: int = 32
     patience: int = field(default=3, metadata={"help": "early-stop after this many epochs w/o gain"})
+    checks_per_epoch: int = field(
+        default=1, metadata={"help": "validation checks per epoch (mid-epoch ones only inform hooks)"}
+    )
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
     augment: bool = field(default=False, metadata={"help": "random crops/flips (disables the cache)"})
@@ -61,6 +64,7 @@ class FitConfig:
             ),
             (0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.checks_per_epoch >= 1, f"checks_per_epoch must be >= 1, got {self.checks_per_epoch}"),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (0.0 < self.layer_decay <= 1.0, f"layer_decay must be in (0, 1], got {self.layer_decay}"),

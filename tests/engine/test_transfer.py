@@ -326,3 +326,42 @@ def test_augmented_training_is_reproducible_from_the_first_run_of_a_process(colo
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("True"), result.stdout
+
+
+def test_mid_epoch_checks_reach_the_hooks_without_changing_the_run(colour_folder):
+    """checks_per_epoch > 1 validates within epochs (a search prunes on that: data seen as fidelity);
+    the history, the chosen epoch and the weights stay exactly those of a run without them."""
+    from transferopt.engine.trainer import check_points
+
+    assert check_points(10, 4) == {2, 5, 8} and check_points(10, 1) == set() and check_points(2, 4) == {1}
+    runs = []
+    for checks in (1, 3):
+        records = []
+        result = transferopt.fit(
+            str(colour_folder), "tiny-effnet", "full", epochs=2, lr=1e-2, batch_size=4, checks_per_epoch=checks,
+            hooks=[records.append],
+        )  # fmt: skip
+        weights = torch.cat([p.detach().flatten() for p in result.model.parameters()])
+        runs.append((records, result.history, weights))
+    (plain, plain_history, plain_weights), (checked, checked_history, checked_weights) = runs
+    assert [r["epoch"] for r in plain] == [1, 2]
+    partial = [r for r in checked if r.get("partial")]
+    assert [round(r["epoch"], 2) for r in partial] == [0.33, 0.67, 1.33, 1.67]  # 6 batches per epoch
+
+    def timeless(history):
+        return [{k: v for k, v in epoch.items() if k != "elapsed_s"} for epoch in history]
+
+    assert timeless(checked_history) == timeless(plain_history)
+    assert torch.equal(plain_weights, checked_weights)
+
+
+def test_a_hook_can_stop_training_mid_epoch(colour_folder):
+    def stop_at_first_partial(record):
+        if record.get("partial"):
+            raise StopTraining
+
+    result = transferopt.fit(
+        str(colour_folder), "tiny-effnet", "full", epochs=3, batch_size=4, checks_per_epoch=2,
+        hooks=[stop_at_first_partial],
+    )  # fmt: skip
+    assert result.history == []  # stopped before the first epoch ended

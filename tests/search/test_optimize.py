@@ -202,3 +202,25 @@ def test_fixed_seed_gives_the_same_leaderboard(tmp_path, colour_folder):
     first, second = trials(tmp_path / "a"), trials(tmp_path / "b")
     assert len(first) >= 5  # repeated plans are recorded, not listed twice
     assert first == second
+
+
+def test_on_large_training_sets_trials_report_every_quarter_epoch(tmp_path, monkeypatch):
+    """Data seen is a fidelity: with a large training set the pruner hears from a trial every quarter
+    epoch (steps are quarter epochs), so a weak trial can stop before its first epoch ends."""
+    import optuna
+
+    from tests import helpers
+    from transferopt.search import study as study_module
+
+    data = helpers.write_colour_images(tmp_path / "data", per_class=40)  # 120 images: 4 batches an epoch
+    monkeypatch.setattr(study_module, "LARGE_TRAIN", 100)  # ... and a "large" training set
+    out = tmp_path / "s"
+    optimize(
+        OptimizeSettings(
+            data=str(data), candidates=["tiny-effnet"], budget_s=300, out=out, max_epochs=2, max_trials=3,
+        )
+    )  # fmt: skip
+    study = optuna.load_study(study_name=study_module.STUDY_NAME, storage=f"sqlite:///{out / 'study.db'}")
+    steps = sorted({s for t in study.trials for s in t.intermediate_values})
+    assert steps[:4] == [1, 2, 3, 4]  # a quarter, a half, three quarters, one epoch
+    assert json.loads((out / "model" / "config.json").read_text())["checks_per_epoch"] in (1, 4)

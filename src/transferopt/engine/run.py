@@ -162,6 +162,7 @@ class Transfer:
             label_smoothing=config.label_smoothing,
             metric=config.metric,
             seed=config.seed,
+            checks_per_epoch=config.checks_per_epoch,
             class_weights=class_weight_tensor(data.train.labels, data.num_classes) if balanced else None,
         )
         return train(

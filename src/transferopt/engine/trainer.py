@@ -33,6 +33,9 @@ class TrainSettings:
     metric: str
     seed: int
     class_weights: torch.Tensor | None = None
+    #: Validation checks per epoch; those before the epoch's end only reach the hooks (a search prunes
+    #: on them: data seen is its fidelity), never the history or the choice of the best epoch.
+    checks_per_epoch: int = 1
 
 
 @dataclass
@@ -80,6 +83,38 @@ def predict_probabilities(model: TransferModel, batches, prefix: int, device: to
             state = {k: v.to(device) for k, v in state.items()}
             outputs.append(torch.softmax(model(state, start=prefix).float(), dim=-1).cpu())
     return torch.cat(outputs).numpy()
+
+
+def check_points(batches: int, checks_per_epoch: int) -> set[int]:
+    """Batch numbers (1-based) after which a mid-epoch validation check runs; the epoch's end is not one."""
+    return {round(batches * j / checks_per_epoch) for j in range(1, checks_per_epoch)} - {0, batches}
+
+
+def run_partial_check(
+    model: TransferModel,
+    val_batches,
+    val_labels: np.ndarray,
+    classes: list[str],
+    prefix: int,
+    settings: TrainSettings,
+    device: torch.device,
+    epoch: float,
+    hooks: list[EpochHook] | None,
+) -> bool:
+    """Validate mid-epoch and tell the hooks; False when a hook asks to stop. Training mode is restored."""
+    probs = predict_probabilities(model, val_batches, prefix, device)
+    val = classification_metrics(probs, val_labels, classes)
+    record = {"epoch": epoch, "partial": True, "val_accuracy": val["accuracy"]}
+    record[f"val_{settings.metric}"] = score(val, settings.metric)
+    model.train()
+    prefix_to_eval(model, prefix)
+    set_frozen_norms_to_eval(model)
+    try:
+        for hook in hooks or []:
+            hook(record)
+    except StopTraining:
+        return False
+    return True
 
 
 def autocast(device: torch.device):
@@ -131,6 +166,7 @@ def train(
     start_probs = predict_probabilities(model, val_batches, prefix, device)
     history.best_score = score(classification_metrics(start_probs, val_labels, classes), settings.metric)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    stopped = False
     with progress_bar("training", total=total_steps) as advance:
         # Seeded at the last moment: timm's crop augmentation draws from Python's `random`, and the first
         # progress bar of a process imports rich, whose import draws from it too (measured: that made the
@@ -141,7 +177,8 @@ def train(
             prefix_to_eval(model, prefix)
             set_frozen_norms_to_eval(model)
             losses = []
-            for state, labels in train_batches.iterate(shuffle=True, generator=generator):
+            checks = check_points(len(train_batches), settings.checks_per_epoch)
+            for step, (state, labels) in enumerate(train_batches.iterate(shuffle=True, generator=generator), 1):
                 state = {k: v.to(device) for k, v in state.items()}
                 with autocast(device):
                     logits = model(state, start=prefix)
@@ -157,6 +194,15 @@ def train(
                 scheduler.step()
                 losses.append(float(loss.detach()))
                 advance(1)
+                if step in checks:
+                    fraction = epoch - 1 + step / len(train_batches)
+                    if not run_partial_check(model, val_batches, val_labels, classes, prefix, settings, device,
+                                             fraction, hooks):  # fmt: skip
+                        stopped = True
+                        break
+            if stopped:
+                history.stopped_early = True
+                break
             probs = predict_probabilities(model, val_batches, prefix, device)
             val = classification_metrics(probs, val_labels, classes)
             value = score(val, settings.metric)

@@ -37,6 +37,10 @@ MAX_REPEATS = 25
 # The search also stops early once it stops paying: this many trials in a row without a new best, and
 # at least as much time spent since the best was found as it took to find it. The budget is a ceiling.
 PATIENCE_TRIALS = 5
+# Data seen is a fidelity too: on training sets this large, trials are validated every quarter epoch so
+# the pruner can stop a weak one after a fraction of the data. Steps reported to Optuna are quarter epochs.
+LARGE_TRAIN = 2000
+STEPS_PER_EPOCH = 4
 # TPE samples at random for this many trials after the enqueued openings, then models what worked.
 RANDOM_STARTUP_TRIALS = 4
 
@@ -120,7 +124,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         direction="maximize",
         load_if_exists=True,
         sampler=make_sampler(settings.seed, len(opening_trials(ranking, kept, settings.max_epochs))),
-        pruner=make_pruner(),
+        pruner=make_pruner(checks_per_epoch(task)),
     )
     fail_interrupted_trials(study)
     if not study.trials:
@@ -131,7 +135,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     # so every search ends with a model, however small the budget.
     repeats = 0
     while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
-        if settings.max_trials is not None and len(study.trials) >= settings.max_trials:
+        if settings.max_trials is not None and completed(study) and finished_trials(study) >= settings.max_trials:
             state["stopped"] = f"reached the limit of {settings.max_trials} trials"
             break
         if settings.early_stop and (reason := search_has_converged(state, budget)):
@@ -210,12 +214,16 @@ def make_sampler(seed: int, openings: int):
         )
 
 
-def make_pruner():
-    """Successive halving on epochs (keep the top third at epochs 1, 3, 9), but never cut a trial that is
-    still improving. Plain successive halving compares strategies at their first epoch, where an LP-FT
-    run still sits at its probe's score and a fresh head has barely started (measured on banking77: the
-    LP-FT + LoRA opening was cut after one epoch), and with few trials the first ones must beat every
-    other to survive."""
+def checks_per_epoch(task: TaskData) -> int:
+    return STEPS_PER_EPOCH if len(task.train) >= LARGE_TRAIN else 1
+
+
+def make_pruner(checks: int):
+    """Successive halving on data seen (keep the top third after 1, 3, 9 epochs, or quarter epochs on
+    large training sets), but never cut a trial that is still improving. Plain successive halving
+    compares strategies after their first step, where an LP-FT run still sits at its probe's score and a
+    fresh head has barely started (measured on banking77: the LP-FT + LoRA opening was cut after one
+    epoch), and with few trials the first ones must beat every other to survive."""
     import warnings
 
     import optuna
@@ -223,7 +231,8 @@ def make_pruner():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.pruners.PatientPruner(
-            optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3), patience=1
+            optuna.pruners.SuccessiveHalvingPruner(min_resource=STEPS_PER_EPOCH // checks, reduction_factor=3),
+            patience=1,
         )
 
 
@@ -289,6 +298,14 @@ def finished_with_same_params(study, trial) -> float | None:
     return None
 
 
+def finished_trials(study) -> int:
+    """Trials that ran to an end (enqueued ones waiting their turn do not count)."""
+    import optuna
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
 def completed(study) -> bool:
     import optuna
 
@@ -325,11 +342,11 @@ def run_trial(
     lr_scale = overrides.pop("lr_scale", 1.0)
     config = base.replace(model=plan.model, strategy=plan.strategy, strategy_options=plan.options, **overrides)
     lr = strategy_cls(**plan.options).default_lr(task.modality) * lr_scale
-    config = config.replace(lr=lr if strategy_cls.trains else None)
+    config = config.replace(lr=lr if strategy_cls.trains else None, checks_per_epoch=checks_per_epoch(task))
     pruned = {"flag": False}
 
     def report(record: dict) -> None:
-        trial.report(record[f"val_{base.metric}"], record["epoch"])
+        trial.report(record[f"val_{base.metric}"], round(record["epoch"] * STEPS_PER_EPOCH))
         save_state()
         if trial.should_prune():
             pruned["flag"] = True
