@@ -33,6 +33,9 @@ def test_rank_image_candidates(tmp_path, colour_folder):
         *[f"blocks.{i}" for i in range(len(effnet.depth_profile) - 2)],
         "head_conv",
     ]
+    # Saved files sort their keys; the saved profile must still run from input to output.
+    saved = json.loads(json.dumps(effnet.to_dict(), sort_keys=True))
+    assert [entry["group"] for entry in saved["depth_profile"]] == list(effnet.depth_profile)
     # One forward pass per candidate and split: a second ranking hits the cache only.
     misses = cache.stats.misses
     rank_candidates(task, ["tiny-effnet"], config, cache=cache, profile_depth=False)

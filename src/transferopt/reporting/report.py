@@ -194,7 +194,7 @@ def leaderboard_section(summary: dict[str, Any]) -> str:
                 esc(r["strategy"]),
                 f"<code>{esc(json.dumps(r['options']))}</code>" if r["options"] else "",
                 fmt(r.get("lr"), "{:.1e}"),
-                str(r.get("epochs", "")),
+                str(r.get("epochs", "")) if r.get("lr") else "—",
                 fmt(r[f"val_{metric}"]),
                 fmt(test),
                 f"{r['trainable_params']:,}",
@@ -391,10 +391,10 @@ def depth_profile_svg(profiles: list[dict]) -> str:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 2.8))
     for c in profiles:
-        names = list(c["depth_profile"])
-        axis.plot(range(len(names)), list(c["depth_profile"].values()), marker="o", label=c["model"])
-    longest = max(profiles, key=lambda c: len(c["depth_profile"]))
-    axis.set_xticks(range(len(longest["depth_profile"])), list(longest["depth_profile"]), rotation=45, ha="right")
+        scores = [entry["score"] for entry in c["depth_profile"]]
+        axis.plot(range(len(scores)), scores, marker="o", label=c["model"])
+    longest = max(profiles, key=lambda c: len(c["depth_profile"]))["depth_profile"]
+    axis.set_xticks(range(len(longest)), [entry["group"] for entry in longest], rotation=45, ha="right")
     axis.set(ylabel="linear-probe CV accuracy", title="features by depth")
     axis.legend(fontsize=8)
     figure.tight_layout()

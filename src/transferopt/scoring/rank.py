@@ -30,7 +30,11 @@ class CandidateScores:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The depth profile as an ordered list (input to output): JSON files here are written with sorted
+        # keys, which would otherwise reorder the groups alphabetically ("stem" after "blocks.6").
+        data = asdict(self)
+        data["depth_profile"] = [{"group": g, "score": v} for g, v in self.depth_profile.items()]
+        return data
 
 
 def pool_any(state: State) -> torch.Tensor:

@@ -268,7 +268,7 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
     network for 10 epochs gained 1.4 points over it."""
     openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
     top = next(c for c in ranking if c["model"] == kept[0])
-    profile = list(top["depth_profile"])
+    profile = [entry["group"] for entry in top["depth_profile"]]
     if profile:
         n = len(profile)
         best_index = profile.index(top["best_depth"])
