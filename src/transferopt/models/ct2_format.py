@@ -103,7 +103,7 @@ def write_ct2(path: Path, spec: str, revision: int, variables: dict[str, np.ndar
     chunks = [struct.pack("<I", SUPPORTED_VERSION), string(spec), struct.pack("<I", revision)]
     chunks.append(struct.pack("<I", len(variables)))
     for name, value in variables.items():
-        value = np.ascontiguousarray(value)
+        value = np.array(value, order="C")  # (ascontiguousarray would turn a scalar into shape (1,))
         chunks += [string(name), struct.pack("<B", value.ndim), *(struct.pack("<I", d) for d in value.shape)]
         chunks += [struct.pack("<B", ids[value.dtype]), struct.pack("<I", value.nbytes), value.tobytes()]
     chunks.append(struct.pack("<I", len(aliases)))
