@@ -128,23 +128,21 @@ def optimize(
     max_trials: int = typer.Option(None, "--max-trials", help="stop after this many trials (default: budget)"),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
-    from ..search import OptimizeSettings, parse_budget
-    from ..search import optimize as run_optimize
+    from .. import optimize as run_optimize
 
-    names = parse_candidates(candidates)
-    settings = OptimizeSettings(
-        data=data,
-        candidates=names,
-        budget_s=parse_budget(budget),
+    summary = run_optimize(
+        data,
+        parse_candidates(candidates),
         out=out,
+        budget=budget,
         shots=shots,
         seed=seed,
         metric=metric,
         storage=storage,
+        resume=resume,
         early_stop=early_stop,
         max_trials=max_trials,
     )
-    summary = run_optimize(settings, resume=resume)
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")
 

@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from .plots import pyplot, training_curve_figure
 from .rundir import read_json
 
 REPORT_FILE = "report.html"
@@ -353,8 +354,7 @@ def fit_command(config: dict[str, Any]) -> str:
 
 def svg_of(figure) -> str:
     """The figure as inline SVG (glyphs drawn as paths, so no font has to be present)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(figure)
@@ -362,29 +362,8 @@ def svg_of(figure) -> str:
     return text[text.index("<svg") :]
 
 
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "path"
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def curves_svg(history: list[dict], metric: str) -> str:
-    plt = pyplot()
-    epochs = [r["epoch"] for r in history]
-    figure, (losses, scores) = plt.subplots(1, 2, figsize=(9, 3.2))
-    losses.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")
-    losses.plot(epochs, [r["val_loss"] for r in history], marker="o", label="validation")
-    losses.set(xlabel="epoch", ylabel="loss", title="loss")
-    losses.legend()
-    key = f"val_{metric}" if f"val_{metric}" in history[0] else "val_accuracy"
-    scores.plot(epochs, [r[key] for r in history], marker="o", color="tab:green")
-    scores.set(xlabel="epoch", title=f"validation {key.removeprefix('val_')}")
-    figure.tight_layout()
-    return svg_of(figure)
+    return svg_of(training_curve_figure(history, metric))
 
 
 def depth_profile_svg(profiles: list[dict]) -> str:
