@@ -145,6 +145,7 @@ def optimize(
     )
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")
+    typer.echo(f"report: {out / 'report.html'}")
 
 
 @app.command()
