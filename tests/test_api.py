@@ -356,3 +356,22 @@ def test_imbalanced_classes_are_weighted(tmp_path):
         class_weight="none",
     )
     assert not any(note.startswith("balanced class weights") for note in plain.metrics["notes"])
+
+
+def test_training_from_scratch_starts_from_seeded_random_weights(tmp_path, colour_folder):
+    """`pretrained=False` (`fit --scratch`): the architecture with random weights, reproducible per seed.
+    (timm/<name> builds offline only without weights, which is exactly the from-scratch case.)"""
+
+    def backbone_weights(result):
+        return torch.cat([p.detach().flatten() for p in result.model.backbone.parameters()])
+
+    runs = [
+        transferopt.fit(str(colour_folder), "timm/test_efficientnet", "full", epochs=1, pretrained=False, seed=s)
+        for s in (0, 0, 1)
+    ]
+    assert torch.equal(backbone_weights(runs[0]), backbone_weights(runs[1]))
+    assert not torch.equal(backbone_weights(runs[0]), backbone_weights(runs[2]))
+    runs[0].save(tmp_path / "scratch")
+    again = transferopt.load(tmp_path / "scratch")
+    assert again.config.pretrained is False
+    assert torch.equal(backbone_weights(again), backbone_weights(runs[0]))

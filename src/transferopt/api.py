@@ -195,7 +195,8 @@ def fit(
         check_run_destination(Path(out))
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
     task = task or task_from_config(config)
-    backbone = resolve_backbone(config.model)
+    torch.manual_seed(config.seed)  # a model trained from scratch starts from seeded random weights
+    backbone = resolve_backbone(config.model, pretrained=config.pretrained)
     configure_backbone(backbone, task, config)
     torch.manual_seed(config.seed)
     transfer_model = TransferModel(backbone, task.num_classes)

@@ -51,6 +51,9 @@ class FitConfig:
     class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})
     metric: str = field(default="accuracy", metadata={"help": "validation metric for early stopping"})
     calibrate: bool = field(default=True, metadata={"help": "temperature-scale the head on validation"})
+    pretrained: bool = field(
+        default=True, metadata={"help": "start from the pretrained weights (False: train from scratch)"}
+    )
     text_col: str | None = None
     label_col: str | None = None
     device: str = "auto"

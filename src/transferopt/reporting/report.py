@@ -325,6 +325,7 @@ def optimize_command(settings: dict[str, Any]) -> str:
 FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
     "augment", "image_size", "max_length", "class_weight", "metric", "calibrate", "text_col", "label_col",
+    "pretrained",
 )  # fmt: skip
 
 
@@ -341,7 +342,9 @@ def fit_command(config: dict[str, Any]) -> str:
         if value == defaults.get(key):
             continue
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
+        if key == "pretrained":
+            args.append("--pretrained" if value else "--scratch")
+        elif isinstance(value, bool):
             args.append(flag if value else f"--no-{key.replace('_', '-')}")
         elif value is not None:
             args += [flag, f"{value:.6g}" if isinstance(value, float) else str(value)]
