@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ConfigError
 from .common import epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
 app = typer.Typer(
@@ -148,6 +149,32 @@ def optimize(
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")
     typer.echo(f"report: {out / 'report.html'}")
+
+
+@app.command()
+@user_errors_as_messages
+def bench(
+    suite: Path = typer.Argument(..., help="suite file (YAML), e.g. benchmarks/suites/quick.yaml"),
+    data_root: Path = typer.Option(Path("../shared/datasets"), "--data-root", help="where the data sets live"),
+    seeds: int = typer.Option(None, "--seeds", help="seeds per configuration (default: the suite's)"),
+    out: Path = typer.Option(None, "--out", help="results folder (default: benchmarks/results/<suite>)"),
+) -> None:
+    """Run transferopt, the fixed baselines and the peers of SUITE on the same splits; write the table."""
+    import shlex
+    import sys as system
+
+    from ..bench import load_suite, run_suite, write_plots, write_table
+
+    spec = load_suite(suite)
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    out = out or Path("benchmarks/results") / spec.name
+    records = run_suite(spec, data_root, out, seeds)
+    command = shlex.join(["transferopt", *system.argv[1:]])
+    table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command)
+    plots = write_plots(records, out.parent / f"{spec.name}")
+    typer.echo(table.read_text())
+    typer.echo(f"records in {out}/records; plots: {', '.join(str(p) for p in plots)}")
 
 
 @app.command()

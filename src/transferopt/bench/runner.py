@@ -1,0 +1,99 @@
+"""Run a suite: every (data set, shots, seed, system) once, each in its own process, one JSON record each.
+
+Records already on disk are kept and skipped, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..reporting.rundir import write_json
+from .suite import DatasetSpec, Suite
+
+log = logging.getLogger(__name__)
+
+
+def record_name(dataset: str, shots: int | None, system: str, seed: int) -> str:
+    return f"{dataset}__{'full' if shots is None else f'{shots}shot'}__{system}__seed{seed}.json"
+
+
+def jobs(suite: Suite, root: Path, seeds: int) -> list[dict[str, Any]]:
+    planned = []
+    for dataset in suite.datasets:
+        for shots in dataset.shots:
+            for seed in range(seeds):
+                for system in suite.systems:
+                    planned.append(job_for(suite, dataset, root, shots, seed, system))
+    return planned
+
+
+def job_for(suite: Suite, dataset: DatasetSpec, root: Path, shots: int | None, seed: int, system: str) -> dict:
+    return {
+        "suite": suite.name,
+        "dataset": dataset.name,
+        "data": dataset.resolve(root),
+        "models": dataset.models,
+        "metric": dataset.metric,
+        "report_split": dataset.report_split,
+        "shots": shots,
+        "seed": seed,
+        "system": system,
+        "budget": suite.budget,
+        "baselines": suite.baselines,
+        "peers_dir": str(suite.peers_dir) if suite.peers_dir else None,
+    }
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in a worker process; wall-clock and that process's peak resident memory are measured."""
+    with tempfile.TemporaryDirectory(prefix="transferopt-bench-") as tmp:
+        job = {**job, "workdir": tmp}
+        job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_path.write_text(json.dumps(job))
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "transferopt.bench.worker", str(job_path), str(result_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        stderr = process.stderr.read() if process.stderr else ""
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        record = {k: v for k, v in job.items() if k not in ("workdir", "baselines", "peers_dir")}
+        record.update(wall_s=wall, peak_memory_mb=usage.ru_maxrss / 1024)  # Linux reports KiB
+        if process.returncode == 0 and result_path.is_file():
+            record.update(json.loads(result_path.read_text()))
+        else:
+            lines = [line for line in stderr.splitlines() if line.strip()]
+            record["error"] = lines[-1] if lines else f"exit status {process.returncode}"
+    return record
+
+
+def run_suite(suite: Suite, root: Path, out: Path, seeds: int | None = None) -> list[dict[str, Any]]:
+    records_dir = out / "records"
+    records_dir.mkdir(parents=True, exist_ok=True)
+    planned = jobs(suite, root, seeds or suite.seeds)
+    records = []
+    for number, job in enumerate(planned, 1):
+        path = records_dir / record_name(job["dataset"], job["shots"], job["system"], job["seed"])
+        if path.is_file():
+            records.append(json.loads(path.read_text()))
+            continue
+        log.info("[%d/%d] %s, %s shots, seed %d: %s", number, len(planned), job["dataset"],
+                 job["shots"] or "all", job["seed"], job["system"])  # fmt: skip
+        record = run_job(job)
+        if "error" in record:
+            log.warning("%s failed: %s", path.stem, record["error"])
+        write_json(path, record)
+        records.append(record)
+    return records

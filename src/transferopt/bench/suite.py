@@ -1,0 +1,93 @@
+"""Benchmark suites: YAML files naming data sets, shot counts, seeds, budgets and the systems to compare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+#: Systems built into transferopt; peers (SetFit, fastai, ...) come from adapter files.
+BUILTIN_SYSTEMS = ("transferopt", "linear-probe", "naive-fine-tune", "scratch")
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    data: str  # relative to the data root unless absolute or builtin:
+    models: list[str]  # optimize's candidates; the baselines use the first
+    metric: str = "accuracy"
+    report_split: str = "test"
+    shots: list[int | None] = field(default_factory=lambda: [None])  # None: all the training data
+
+    def resolve(self, root: Path) -> str:
+        if self.data.startswith("builtin:") or Path(self.data).is_absolute():
+            return self.data
+        return str(root / self.data)
+
+
+@dataclass
+class Suite:
+    name: str
+    datasets: list[DatasetSpec]
+    systems: list[str]
+    seeds: int = 3
+    budget: str = "15m"
+    #: Settings of the fixed baselines per modality (the usual defaults of each recipe).
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    peers_dir: Path | None = None
+
+
+def parse_shots(value: Any, where: str) -> int | None:
+    if value in ("full", "all", None):
+        return None
+    if isinstance(value, int) and value >= 1:
+        return value
+    raise ConfigError(f"{where}: shots must be positive integers or 'full', got {value!r}")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and check a suite file; every mistake is one message naming the file and the field."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"suite file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or not raw.get("datasets"):
+        raise ConfigError(f"{path}: a suite needs a 'datasets' list")
+    datasets = []
+    for i, item in enumerate(raw["datasets"]):
+        where = f"{path}: datasets[{i}]"
+        missing = [k for k in ("name", "data", "models") if k not in item]
+        if missing:
+            raise ConfigError(f"{where} lacks {', '.join(missing)}")
+        shots = [parse_shots(s, where) for s in item.get("shots", ["full"])]
+        models = item["models"] if isinstance(item["models"], list) else [item["models"]]
+        known = {"name", "data", "models", "metric", "report_split", "shots"}
+        if unknown := sorted(set(item) - known):
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        datasets.append(
+            DatasetSpec(
+                name=str(item["name"]),
+                data=str(item["data"]),
+                models=[str(m) for m in models],
+                metric=item.get("metric", "accuracy"),
+                report_split=item.get("report_split", "test"),
+                shots=shots,
+            )
+        )
+    peers_dir = raw.get("peers_dir")
+    return Suite(
+        name=str(raw.get("name", path.stem)),
+        datasets=datasets,
+        systems=[str(s) for s in raw.get("systems", BUILTIN_SYSTEMS)],
+        seeds=int(raw.get("seeds", 3)),
+        budget=str(raw.get("budget", "15m")),
+        baselines=raw.get("baselines") or {},
+        peers_dir=(path.parent / peers_dir) if peers_dir else path.parent.parent / "peers",
+    )

@@ -1,0 +1,120 @@
+"""What each compared system does with one job (data set x shots x seed). Runs inside a worker process.
+
+A job is a plain dict (it crosses a process boundary as JSON); a system returns the metrics on the
+report split plus what it trained. Peers (other tools) live in adapter files `<peers_dir>/<name>.py`
+that define `run(job) -> dict` the same way, so adding one is one file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+# The usual defaults of each fixed recipe, per modality (the issue's "naive" settings; from scratch gets
+# a higher rate and more epochs, as random weights need). A suite's `baselines:` section overrides them.
+DEFAULT_BASELINES: dict[str, dict[str, dict[str, Any]]] = {
+    "naive-fine-tune": {"text": {"lr": 2e-5, "epochs": 3}, "image": {"lr": 1e-4, "epochs": 10}},
+    "scratch": {"text": {"lr": 1e-4, "epochs": 20}, "image": {"lr": 1e-3, "epochs": 30}},
+}
+
+
+def fit_settings(job: dict[str, Any]) -> dict[str, Any]:
+    return {"shots": job["shots"], "seed": job["seed"], "metric": job["metric"]}
+
+
+def modality_of(job: dict[str, Any]) -> str:
+    from ..config import FitConfig
+    from ..data import task_from_config
+
+    config = FitConfig(data=job["data"], model=job["models"][0], shots=job["shots"], seed=job["seed"])
+    return task_from_config(config).modality
+
+
+def baseline(job: dict[str, Any], system: str) -> dict[str, Any]:
+    modality = modality_of(job)
+    settings = dict(DEFAULT_BASELINES[system][modality])
+    settings.update((job.get("baselines") or {}).get(system, {}).get(modality, {}))
+    return settings
+
+
+def report(result, job: dict[str, Any]) -> dict[str, Any]:
+    split = job["report_split"]
+    metrics = result.metrics.get(split) or result.metrics["val"]
+    return {
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        "trainable_params": result.metrics["trainable_params"],
+        "strategy": result.config.strategy,
+        "model": result.config.model,
+    }
+
+
+def run_linear_probe(job: dict[str, Any]) -> dict[str, Any]:
+    from ..api import fit
+
+    return report(fit(job["data"], job["models"][0], "linear-probe", **fit_settings(job)), job)
+
+
+def run_naive_fine_tune(job: dict[str, Any]) -> dict[str, Any]:
+    from ..api import fit
+
+    settings = baseline(job, "naive-fine-tune")
+    # A fixed number of epochs, as the recipe has it: no early stop.
+    result = fit(job["data"], job["models"][0], "full", patience=settings["epochs"], **settings, **fit_settings(job))
+    return report(result, job)
+
+
+def run_scratch(job: dict[str, Any]) -> dict[str, Any]:
+    from ..api import fit
+
+    settings = baseline(job, "scratch")
+    result = fit(job["data"], job["models"][0], "full", pretrained=False, **settings, **fit_settings(job))
+    return report(result, job)
+
+
+def run_transferopt(job: dict[str, Any]) -> dict[str, Any]:
+    from .. import optimize
+    from ..api import load
+
+    out = Path(job["workdir"]) / "optimize"
+    summary = optimize(
+        job["data"], job["models"], out=out, budget=job["budget"], shots=job["shots"], seed=job["seed"],
+        metric=job["metric"],
+    )  # fmt: skip
+    result = load(out)
+    metrics = result.evaluate(job["data"], split=job["report_split"])
+    return {
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        "trainable_params": result.metrics["trainable_params"],
+        "strategy": result.config.strategy,
+        "model": result.config.model,
+        "trials": [
+            {"strategy": r["strategy"], "trainable_params": r["trainable_params"], "val": r["val"]}
+            for r in summary["leaderboard"]
+        ],
+    }
+
+
+BUILTIN = {
+    "transferopt": run_transferopt,
+    "linear-probe": run_linear_probe,
+    "naive-fine-tune": run_naive_fine_tune,
+    "scratch": run_scratch,
+}
+
+
+def find_system(name: str, peers_dir: str | Path | None):
+    """The runner of a built-in system, or `run` from the peer adapter `<peers_dir>/<name>.py`."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    path = Path(peers_dir or ".") / f"{name.replace('-', '_')}.py"
+    if not path.is_file():
+        raise ConfigError(f"unknown system {name!r}: not built in ({', '.join(BUILTIN)}) and no adapter {path}")
+    spec = importlib.util.spec_from_file_location(f"transferopt_peer_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "run", None)):
+        raise ConfigError(f"peer adapter {path} defines no run(job) function")
+    return module.run

@@ -1,0 +1,136 @@
+"""The suite's results table (mean ± std over seeds, time ratio to transferopt) and its three plots."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ..reporting.plots import pyplot
+
+REFERENCE = "transferopt"
+
+
+def shots_label(shots: int | None) -> str:
+    return "full" if shots is None else str(shots)
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+
+
+def group(records: list[dict]) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["shots"], r["system"])].append(r)
+    return groups
+
+
+def table_row(shots: int | None, system: str, runs: list[dict], metric: str, reference: list[float]) -> str:
+    ok = [r for r in runs if "error" not in r]
+    values = [r["metrics"][metric] for r in ok if metric in r.get("metrics", {})]
+    walls = [r["wall_s"] for r in ok]
+    failed = [r["error"] for r in runs if "error" in r]
+    failures = f"{len(failed)}{': ' + failed[0][:80] if failed else ''}"
+    if not walls:
+        return f"| {shots_label(shots)} | {system} | — | 0 | — | — | — | {failures} |"
+    ratio = f"{statistics.mean(walls) / statistics.mean(reference):.2f}" if reference else "—"
+    memory = max(r["peak_memory_mb"] for r in ok)
+    return (
+        f"| {shots_label(shots)} | {system} | {mean_std(values)} | {len(values)} | {statistics.mean(walls):.0f} | "
+        f"{ratio} | {memory:.0f} | {failures} |"
+    )
+
+
+def write_table(records: list[dict], path: Path, title: str, command: str) -> Path:
+    groups = group(records)
+    lines = [f"# {title}", "", f"Reproduce: `{command}`", ""]
+    lines += [
+        "Mean ± standard deviation over seeds of the metric on each data set's report split; time and peak",
+        "memory are per run (each run in its own process); the time ratio is the system's mean time over",
+        f"{REFERENCE}'s at the same data set and shots. Failed runs are counted and their reason shown.",
+        "",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        metric = next(r["metric"] for r in records if r["dataset"] == dataset)
+        split = next(r["report_split"] for r in records if r["dataset"] == dataset)
+        lines += [f"## {dataset} ({split} {metric})", ""]
+        lines += ["| shots | system | " + metric + " | seeds | time (s) | time ratio | peak memory (MB) | failed |"]
+        lines += ["|---|---|---|---|---|---|---|---|"]
+        for shots in dict.fromkeys(r["shots"] for r in records if r["dataset"] == dataset):
+            reference = [r["wall_s"] for r in groups.get((dataset, shots, REFERENCE), []) if "error" not in r]
+            for system in dict.fromkeys(r["system"] for r in records if r["dataset"] == dataset):
+                runs = groups.get((dataset, shots, system), [])
+                lines.append(table_row(shots, system, runs, metric, reference))
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def save(figure, stem: Path) -> list[Path]:
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    figure.savefig(paths[0], dpi=110, bbox_inches="tight")
+    figure.savefig(paths[1], bbox_inches="tight")
+    pyplot().close(figure)
+    return paths
+
+
+def write_plots(records: list[dict], stem: Path) -> list[Path]:
+    """Metric versus labelled examples per class ("needs less data"), metric versus time ("trains
+    faster"), and trainable parameters versus metric for each strategy the search tried."""
+    plt = pyplot()
+    ok = [r for r in records if "error" not in r and r["metric"] in r.get("metrics", {})]
+    datasets = list(dict.fromkeys(r["dataset"] for r in ok))
+    if not datasets:
+        return []
+    written = []
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        rows = [r for r in ok if r["dataset"] == dataset]
+        shot_values = sorted({r["shots"] for r in rows}, key=lambda s: float("inf") if s is None else s)
+        for system in dict.fromkeys(r["system"] for r in rows):
+            xs, ys, es = [], [], []
+            for i, shots in enumerate(shot_values):
+                values = [r["metrics"][r["metric"]] for r in rows if r["system"] == system and r["shots"] == shots]
+                if values:
+                    xs.append(i)
+                    ys.append(statistics.mean(values))
+                    es.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+            axis.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=system)
+        axis.set_xticks(range(len(shot_values)), [shots_label(s) for s in shot_values])
+        axis.set(xlabel="labelled examples per class", ylabel=rows[0]["metric"], title=dataset)
+        axis.legend(fontsize=8)
+    written += save(figure, stem.with_name(stem.name + "_data"))
+
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        rows = [r for r in ok if r["dataset"] == dataset]
+        for system in dict.fromkeys(r["system"] for r in rows):
+            mine = [r for r in rows if r["system"] == system]
+            axis.scatter([r["wall_s"] for r in mine], [r["metrics"][r["metric"]] for r in mine], label=system)
+        axis.set_xscale("log")
+        axis.set(xlabel="wall-clock seconds (log)", ylabel=rows[0]["metric"], title=dataset)
+        axis.legend(fontsize=8)
+    written += save(figure, stem.with_name(stem.name + "_time"))
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    by_strategy: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in ok:
+        for trial in r.get("trials", []):
+            value = trial["val"].get(r["metric"])
+            if value is not None:
+                by_strategy[trial["strategy"]].append((trial["trainable_params"], value))
+        if r["system"] != REFERENCE:
+            by_strategy[f"{r['system']} ({r.get('strategy')})"].append(
+                (r["trainable_params"], r["metrics"][r["metric"]])
+            )
+    for name, points in by_strategy.items():
+        axis.scatter([p for p, _ in points], [v for _, v in points], label=name, alpha=0.7)
+    axis.set_xscale("log")
+    axis.set(xlabel="trainable parameters (log)", ylabel="metric (search trials: validation)", title="size vs result")
+    axis.legend(fontsize=7)
+    written += save(figure, stem.with_name(stem.name + "_params"))
+    return written

@@ -1,0 +1,101 @@
+"""`transferopt bench`: suites, one process per run with its time and memory, resume, table and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from transferopt.bench import load_suite
+from transferopt.bench.runner import run_suite
+from transferopt.cli.main import app
+from transferopt.errors import ConfigError
+
+runner = CliRunner()
+
+
+def write_suite(path: Path, data: Path, **extra) -> Path:
+    suite = {
+        "name": "tiny",
+        "budget": "8s",
+        "seeds": 2,
+        "systems": ["transferopt", "linear-probe", "naive-fine-tune", "scratch"],
+        "baselines": {"naive-fine-tune": {"image": {"epochs": 1}}, "scratch": {"image": {"epochs": 1}}},
+        "datasets": [{"name": "colours", "data": str(data), "models": ["tiny-effnet"], "shots": [2, "full"]}],
+        **extra,
+    }
+    import yaml
+
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+@pytest.fixture()
+def plugins(monkeypatch):
+    # Workers are separate processes: they learn the tiny test models from the plug-in variable.
+    monkeypatch.setenv("TRANSFEROPT_PLUGINS", "tests.conftest")
+
+
+def test_bench_runs_every_system_in_its_own_process_and_writes_table_and_plots(tmp_path, colour_folder, plugins):
+    suite = write_suite(tmp_path / "tiny.yaml", colour_folder)
+    out = tmp_path / "results" / "tiny"
+    result = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+    assert len(records) == 2 * 4  # 2 shot counts x 4 systems x 1 seed
+    assert all("error" not in r for r in records), [r.get("error") for r in records]
+    by_system = {r["system"]: r for r in records if r["shots"] is None}
+    assert by_system["linear-probe"]["trainable_params"] < by_system["naive-fine-tune"]["trainable_params"]
+    assert by_system["scratch"]["strategy"] == "full"
+    assert by_system["transferopt"]["trials"]  # the search's leaderboard travels with the record
+    for r in records:
+        assert r["wall_s"] > 0 and r["peak_memory_mb"] > 50  # a real process with torch loaded
+        assert 0.0 <= r["metrics"]["accuracy"] <= 1.0
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "| 2 | transferopt |" in table and "| full | scratch |" in table
+    for kind in ("data", "time", "params"):
+        for suffix in (".png", ".svg"):
+            assert (tmp_path / "results" / f"tiny_{kind}{suffix}").stat().st_size > 1000
+
+    # A second run finds every record and runs nothing again.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
+    records_again = run_suite(load_suite(suite), Path("."), out, seeds=1)
+    assert len(records_again) == len(records)
+    assert {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")} == stamps
+
+
+def test_a_failing_system_is_recorded_with_its_reason(tmp_path, colour_folder, plugins):
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    (peers / "broken_tool.py").write_text("def run(job):\n    raise RuntimeError('peer exploded')\n")
+    suite = write_suite(tmp_path / "s.yaml", colour_folder, systems=["broken-tool"], peers_dir="peers")
+    records = run_suite(load_suite(suite), Path("."), tmp_path / "out", seeds=1)
+    assert records and all(r["error"] == "RuntimeError: peer exploded" for r in records)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name: x\n", "needs a 'datasets' list"),
+        ("datasets: [{name: a, data: b}]\n", r"datasets\[0\] lacks models"),
+        ("datasets: [{name: a, data: b, models: m, shots: [0]}]\n", "shots must be positive integers or 'full'"),
+        ("datasets: [{name: a, data: b, models: m, colour: red}]\n", "unknown field"),
+        ("datasets: [\n", "not valid YAML"),
+    ],
+)
+def test_suite_mistakes_are_one_clear_message(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_suite(path)
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and result.output.startswith("error: ")
+
+
+def test_unknown_system_names_the_missing_adapter(tmp_path):
+    from transferopt.bench.systems import find_system
+
+    with pytest.raises(ConfigError, match=r"unknown system 'setfitx'.*no adapter .*setfitx\.py"):
+        find_system("setfitx", tmp_path)
