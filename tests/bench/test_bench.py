@@ -99,3 +99,11 @@ def test_unknown_system_names_the_missing_adapter(tmp_path):
 
     with pytest.raises(ConfigError, match=r"unknown system 'setfitx'.*no adapter .*setfitx\.py"):
         find_system("setfitx", tmp_path)
+
+
+def test_a_missing_data_set_stops_the_suite_before_any_run(tmp_path):
+    suite = write_suite(tmp_path / "s.yaml", tmp_path / "nowhere")
+    result = runner.invoke(app, ["bench", str(suite), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: data set 'colours' not found at {tmp_path / 'nowhere'} (check --data-root)"
+    assert not (tmp_path / "out" / "records").exists() or not any((tmp_path / "out" / "records").iterdir())

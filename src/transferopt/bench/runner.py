@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..reporting.rundir import write_json
 from .suite import DatasetSpec, Suite
 
@@ -79,7 +80,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def check_data(suite: Suite, root: Path) -> None:
+    """Every data set exists before hours of runs start (builtin: ones always do)."""
+    for dataset in suite.datasets:
+        data = dataset.resolve(root)
+        if not data.startswith("builtin:") and not Path(data).exists():
+            raise ConfigError(f"data set {dataset.name!r} not found at {data} (check --data-root)")
+
+
 def run_suite(suite: Suite, root: Path, out: Path, seeds: int | None = None) -> list[dict[str, Any]]:
+    check_data(suite, root)
     records_dir = out / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
     planned = jobs(suite, root, seeds or suite.seeds)
