@@ -261,8 +261,9 @@ def write_table(task_map: dict[str, Task]) -> Path:
         "Measurement notes (2026-11-30 run): while the banking77 sweep ran, a few short test runs shared the",
         "machine at low priority (nice 10, one thread); that can only have lengthened the sweep, in the",
         "optimizer's favour, by a few percent. The hymenoptera runs and both optimizer runs had the machine",
-        "to themselves apart from a package download. Pneumoniamnist: only the optimizer has run so far; its",
-        "sweep (21 runs over 4,708 training images) takes hours on this machine and is still to be measured.",
+        "to themselves apart from a package download. Pneumoniamnist: the sweep (21 runs over 4,708 training",
+        "images) takes hours on this machine; 6 of its runs are measured so far (the script resumes from them),",
+        "so its rows below compare against an incomplete sweep.",
         "",
     ]
     acceptance = []
