@@ -90,25 +90,20 @@ def check_points(batches: int, checks_per_epoch: int) -> set[int]:
     return {round(batches * j / checks_per_epoch) for j in range(1, checks_per_epoch)} - {0, batches}
 
 
-def run_partial_check(
-    model: TransferModel,
-    val_batches,
-    val_labels: np.ndarray,
-    classes: list[str],
-    prefix: int,
-    settings: TrainSettings,
-    device: torch.device,
-    epoch: float,
-    hooks: list[EpochHook] | None,
-) -> bool:
-    """Validate mid-epoch and tell the hooks; False when a hook asks to stop. Training mode is restored."""
-    probs = predict_probabilities(model, val_batches, prefix, device)
-    val = classification_metrics(probs, val_labels, classes)
-    record = {"epoch": epoch, "partial": True, "val_accuracy": val["accuracy"]}
-    record[f"val_{settings.metric}"] = score(val, settings.metric)
+def validate(model: TransferModel, val_batches, val_labels: np.ndarray, classes: list[str], prefix: int,
+             device: torch.device) -> dict:  # fmt: skip
+    return classification_metrics(predict_probabilities(model, val_batches, prefix, device), val_labels, classes)
+
+
+def enter_training_mode(model: TransferModel, prefix: int) -> None:
+    """Train mode for what trains; the frozen prefix and frozen normalisation layers stay in eval mode."""
     model.train()
     prefix_to_eval(model, prefix)
     set_frozen_norms_to_eval(model)
+
+
+def tell_hooks(hooks: list[EpochHook] | None, record: dict) -> bool:
+    """Pass a record to every hook; False when one asks to stop."""
     try:
         for hook in hooks or []:
             hook(record)
@@ -163,8 +158,8 @@ def train(
     stale = 0
     # Epoch 0 is the starting point: after a linear-probe phase it is a real candidate, and
     # fine-tuning that never beats it on validation must not replace it.
-    start_probs = predict_probabilities(model, val_batches, prefix, device)
-    history.best_score = score(classification_metrics(start_probs, val_labels, classes), settings.metric)
+    start = validate(model, val_batches, val_labels, classes, prefix, device)
+    history.best_score = score(start, settings.metric)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     stopped = False
     with progress_bar("training", total=total_steps) as advance:
@@ -173,9 +168,7 @@ def train(
         # first augmented fit of every process differ from the later, identical ones).
         seed_everything(settings.seed)
         for epoch in range(1, settings.epochs + 1):
-            model.train()
-            prefix_to_eval(model, prefix)
-            set_frozen_norms_to_eval(model)
+            enter_training_mode(model, prefix)
             losses = []
             checks = check_points(len(train_batches), settings.checks_per_epoch)
             for step, (state, labels) in enumerate(train_batches.iterate(shuffle=True, generator=generator), 1):
@@ -195,16 +188,22 @@ def train(
                 losses.append(float(loss.detach()))
                 advance(1)
                 if step in checks:
-                    fraction = epoch - 1 + step / len(train_batches)
-                    if not run_partial_check(model, val_batches, val_labels, classes, prefix, settings, device,
-                                             fraction, hooks):  # fmt: skip
+                    # Mid-epoch checks only inform the hooks (a search prunes on them), never the history.
+                    val = validate(model, val_batches, val_labels, classes, prefix, device)
+                    record = {
+                        "epoch": epoch - 1 + step / len(train_batches),
+                        "partial": True,
+                        "val_accuracy": val["accuracy"],
+                        f"val_{settings.metric}": score(val, settings.metric),
+                    }
+                    enter_training_mode(model, prefix)
+                    if not tell_hooks(hooks, record):
                         stopped = True
                         break
             if stopped:
                 history.stopped_early = True
                 break
-            probs = predict_probabilities(model, val_batches, prefix, device)
-            val = classification_metrics(probs, val_labels, classes)
+            val = validate(model, val_batches, val_labels, classes, prefix, device)
             value = score(val, settings.metric)
             record = {
                 "epoch": epoch,
@@ -220,10 +219,7 @@ def train(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
-            try:
-                for hook in hooks or []:
-                    hook(record)
-            except StopTraining:
+            if not tell_hooks(hooks, record):
                 history.stopped_early = True
                 break
             if stale >= settings.patience:
