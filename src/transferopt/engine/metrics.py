@@ -7,15 +7,8 @@ import numpy as np
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """ECE with equal-width confidence bins (Guo et al., 2017); scikit-learn has no multi-class ECE."""
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(ece)
+    filled = [b for b in reliability_bins(probs, labels, bins) if b["count"]]
+    return float(sum(b["count"] / len(labels) * abs(b["accuracy"] - b["confidence"]) for b in filled))
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict]:
@@ -41,10 +34,9 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> l
 
 def detailed_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
     """What a report shows beyond the headline numbers: confusion matrix (rows = true class),
-    per-class precision/recall/F1/support, and reliability bins."""
+    per-class precision/recall/F1/support, and reliability bins. `probs` rows sum to 1."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    probs = np.asarray(probs, dtype=np.float64)
     predictions = probs.argmax(axis=1)
     label_ids = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -56,7 +48,7 @@ def detailed_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) 
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
             for name, p, r, f, n in zip(classes, precision, recall, f1, support, strict=True)
         },
-        "reliability": reliability_bins(probs / probs.sum(axis=1, keepdims=True), labels),
+        "reliability": reliability_bins(probs, labels),
     }
 
 

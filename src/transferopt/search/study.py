@@ -6,8 +6,10 @@ resumes with every finished trial kept and only the remaining budget spent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,18 +119,19 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         save_state()
     shapes = {name: ModelShape(**shape) for name, shape in state["shapes"].items()}
 
+    openings = opening_trials(ranking, kept, settings.max_epochs)
     storage = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.create_study(
         storage=storage,
         study_name=STUDY_NAME,
         direction="maximize",
         load_if_exists=True,
-        sampler=make_sampler(settings.seed, len(opening_trials(ranking, kept, settings.max_epochs))),
+        sampler=make_sampler(settings.seed, len(openings)),
         pruner=make_pruner(checks_per_epoch(task)),
     )
     fail_interrupted_trials(study)
     if not study.trials:
-        for params in opening_trials(ranking, kept, settings.max_epochs):
+        for params in openings:
             study.enqueue_trial(params, skip_if_exists=True)
 
     # At least one finished trial (the top candidate's probe, on features the ranking already cached)
@@ -200,13 +203,20 @@ def model_shapes(names: list[str]) -> dict[str, dict[str, int]]:
     return shapes
 
 
-def make_sampler(seed: int, openings: int):
-    import warnings
-
+@contextlib.contextmanager
+def experimental_features_allowed():
+    """Optuna warns on every use of its experimental options; these are chosen on purpose."""
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def make_sampler(seed: int, openings: int):
+    import optuna
+
+    with experimental_features_allowed():
         # multivariate + group: the space is conditional (each strategy has its own options), and TPE
         # then models the parameters that occur together jointly instead of one by one.
         return optuna.samplers.TPESampler(
@@ -224,12 +234,9 @@ def make_pruner(checks: int):
     compares strategies after their first step, where an LP-FT run still sits at its probe's score and a
     fresh head has barely started (measured on banking77: the LP-FT + LoRA opening was cut after one
     epoch), and with few trials the first ones must beat every other to survive."""
-    import warnings
-
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental_features_allowed():
         return optuna.pruners.PatientPruner(
             optuna.pruners.SuccessiveHalvingPruner(min_resource=STEPS_PER_EPOCH // checks, reduction_factor=3),
             patience=1,
