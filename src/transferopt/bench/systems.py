@@ -25,24 +25,22 @@ def fit_settings(job: dict[str, Any]) -> dict[str, Any]:
     return {"shots": job["shots"], "seed": job["seed"], "metric": job["metric"]}
 
 
-def modality_of(job: dict[str, Any]) -> str:
+def load_task(job: dict[str, Any]):
+    """The job's data, loaded once: a baseline needs its modality before `fit` trains on it."""
     from ..config import FitConfig
     from ..data import task_from_config
 
-    config = FitConfig(data=job["data"], model=job["models"][0], shots=job["shots"], seed=job["seed"])
-    return task_from_config(config).modality
+    return task_from_config(FitConfig(data=job["data"], model=job["models"][0], shots=job["shots"], seed=job["seed"]))
 
 
-def baseline(job: dict[str, Any], system: str) -> dict[str, Any]:
-    modality = modality_of(job)
+def baseline(job: dict[str, Any], system: str, modality: str) -> dict[str, Any]:
     settings = dict(DEFAULT_BASELINES[system][modality])
     settings.update((job.get("baselines") or {}).get(system, {}).get(modality, {}))
     return settings
 
 
-def report(result, job: dict[str, Any]) -> dict[str, Any]:
-    split = job["report_split"]
-    metrics = result.metrics.get(split) or result.metrics["val"]
+def outcome(result, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a record keeps of a trained model: the numeric metrics of the report split and what trained."""
     return {
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
         "trainable_params": result.metrics["trainable_params"],
@@ -51,27 +49,35 @@ def report(result, job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reported(result, job: dict[str, Any]) -> dict[str, Any]:
+    return outcome(result, result.metrics.get(job["report_split"]) or result.metrics["val"])
+
+
 def run_linear_probe(job: dict[str, Any]) -> dict[str, Any]:
     from ..api import fit
 
-    return report(fit(job["data"], job["models"][0], "linear-probe", **fit_settings(job)), job)
+    return reported(fit(job["data"], job["models"][0], "linear-probe", **fit_settings(job)), job)
 
 
 def run_naive_fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     from ..api import fit
 
-    settings = baseline(job, "naive-fine-tune")
+    task = load_task(job)
+    settings = baseline(job, "naive-fine-tune", task.modality)
     # A fixed number of epochs, as the recipe has it: no early stop.
-    result = fit(job["data"], job["models"][0], "full", patience=settings["epochs"], **settings, **fit_settings(job))
-    return report(result, job)
+    result = fit(
+        job["data"], job["models"][0], "full", task=task, patience=settings["epochs"], **settings, **fit_settings(job)
+    )
+    return reported(result, job)
 
 
 def run_scratch(job: dict[str, Any]) -> dict[str, Any]:
     from ..api import fit
 
-    settings = baseline(job, "scratch")
-    result = fit(job["data"], job["models"][0], "full", pretrained=False, **settings, **fit_settings(job))
-    return report(result, job)
+    task = load_task(job)
+    settings = baseline(job, "scratch", task.modality)
+    result = fit(job["data"], job["models"][0], "full", task=task, pretrained=False, **settings, **fit_settings(job))
+    return reported(result, job)
 
 
 def run_transferopt(job: dict[str, Any]) -> dict[str, Any]:
@@ -84,17 +90,11 @@ def run_transferopt(job: dict[str, Any]) -> dict[str, Any]:
         metric=job["metric"],
     )  # fmt: skip
     result = load(out)
-    metrics = result.evaluate(job["data"], split=job["report_split"])
-    return {
-        "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
-        "trainable_params": result.metrics["trainable_params"],
-        "strategy": result.config.strategy,
-        "model": result.config.model,
-        "trials": [
-            {"strategy": r["strategy"], "trainable_params": r["trainable_params"], "val": r["val"]}
-            for r in summary["leaderboard"]
-        ],
-    }
+    trials = [
+        {"strategy": r["strategy"], "trainable_params": r["trainable_params"], "val": r["val"]}
+        for r in summary["leaderboard"]
+    ]
+    return {**outcome(result, result.evaluate(job["data"], split=job["report_split"])), "trials": trials}
 
 
 BUILTIN = {
