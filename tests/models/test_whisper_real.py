@@ -10,8 +10,9 @@ import os
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
+
+from transferopt.data.audio import read_audio
 
 pytestmark = pytest.mark.real_weights
 
@@ -30,16 +31,6 @@ def speak(text: str, voice: str, path) -> None:
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
 
 
-def read_16k(path) -> np.ndarray:
-    import soundfile
-    from scipy.signal import resample_poly
-
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    divisor = np.gcd(16000, rate)
-    return resample_poly(audio, 16000 // divisor, rate // divisor).astype(np.float32)
-
-
 def words(text: str) -> list[str]:
     return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
 
@@ -55,7 +46,7 @@ def transcribe(whisper, path) -> str:
     import torch
 
     model, processor = whisper
-    features = processor(read_16k(path), sampling_rate=16000, return_tensors="pt")
+    features = processor(read_audio(path), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         ids = model.generate(features.input_features, language="en", task="transcribe", max_new_tokens=40)
     return processor.batch_decode(ids, skip_special_tokens=True)[0]
