@@ -59,26 +59,23 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else None
-    state = read_json(run_dir / "optimize.json") if (run_dir / "optimize.json").is_file() else None
+    summary = read_if_present(run_dir / "summary.json", None)
     model_dir = run_dir / summary["model_dir"] if summary else run_dir
     if not (model_dir / "metrics.json").is_file():
         raise RunDirError(f"{run_dir} is not a transferopt run directory (no metrics.json, no summary.json)")
-
-    def optional(name: str, default: Any) -> Any:
-        path = model_dir / name
-        return read_json(path) if path.is_file() else default
-
     return {
         "dir": run_dir,
         "summary": summary,
-        "state": state,
+        "state": read_if_present(run_dir / "optimize.json", None),
         "config": read_json(model_dir / "config.json"),
         "metrics": read_json(model_dir / "metrics.json"),
-        "history": optional("history.json", []),
-        "data": optional("data.json", {}),
-        "classes": optional("labels.json", {}).get("classes", []),
+        "history": read_if_present(model_dir / "history.json", []),
+        "data": read_if_present(model_dir / "data.json", {}),
     }
+
+
+def read_if_present(path: Path, default: Any) -> Any:
+    return read_json(path) if path.is_file() else default
 
 
 # ----------------------------------------------------------------------------------------------- page
