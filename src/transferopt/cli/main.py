@@ -161,7 +161,6 @@ def bench(
 ) -> None:
     """Run transferopt, the fixed baselines and the peers of SUITE on the same splits; write the table."""
     import shlex
-    import sys as system
 
     from ..bench import load_suite, run_suite, write_plots, write_table
 
@@ -170,7 +169,7 @@ def bench(
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     out = out or Path("benchmarks/results") / spec.name
     records = run_suite(spec, data_root, out, seeds)
-    command = shlex.join(["transferopt", *system.argv[1:]])
+    command = shlex.join(["transferopt", *sys.argv[1:]])
     table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command)
     plots = write_plots(records, out.parent / f"{spec.name}")
     typer.echo(table.read_text())
