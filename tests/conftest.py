@@ -60,6 +60,37 @@ for _alias, _arch in TINY_IMAGE_MODELS.items():
         )
 
 
+# Tiny random speech encoders (a Whisper encoder, wav2vec2, HuBERT) with their feature extractors.
+TINY_AUDIO_MODELS = ("tiny-whisper", "tiny-wav2vec2", "tiny-hubert")
+
+
+def _build_tiny_audio(alias: str):
+    def build(pretrained: bool):
+        from transferopt.models.hf_audio import HFAudioBackbone
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1234)
+            net, extractor = helpers.tiny_speech_encoder(alias.removeprefix("tiny-"))
+        net.eval()
+        return HFAudioBackbone(alias, net, extractor)
+
+    return build
+
+
+for _alias in TINY_AUDIO_MODELS:
+    if _alias not in ALIASES:
+        register_alias(
+            _alias,
+            ModelAlias(
+                kind="hf-audio",
+                modality="audio",
+                description=f"tiny random {_alias.removeprefix('tiny-')} encoder (tests)",
+                build=_build_tiny_audio(_alias),
+                weights_present=lambda: True,
+            ),
+        )
+
+
 def pytest_configure(config):
     # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
     config.addinivalue_line("filterwarnings", "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -108,3 +139,9 @@ def intents_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("intents")
     helpers.write_intent_tables(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tones_dir(tmp_path_factory) -> Path:
+    """`<split>/<pitch>/*.wav`: three tone classes, 6 train / 2 val / 2 test clips each."""
+    return helpers.write_tone_clips(tmp_path_factory.mktemp("tones"))

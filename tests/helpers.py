@@ -177,3 +177,56 @@ def write_corrupt(path: Path, size: int = 200, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(np.random.default_rng(seed).bytes(size))
     return path
+
+
+TONES = {"high": 1800.0, "low": 300.0, "mid": 800.0}
+
+
+def tone_clip(hz: float, rng: np.random.Generator, rate: int = 16000) -> np.ndarray:
+    """A short noisy tone of random length (0.3-0.6 s): classes differ by pitch, clips by length."""
+    seconds = rng.uniform(0.3, 0.6)
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.4 * np.sin(2 * np.pi * hz * t + rng.uniform(0, np.pi)) + 0.05 * rng.standard_normal(len(t))
+    return wave.astype(np.float32)
+
+
+def write_tone_clips(root: Path, per_split: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """`<split>/<tone>/*.wav` at 16 kHz: three pitches, 6 train / 2 val / 2 test clips each by default."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    for split, count in (per_split or {"train": 6, "val": 2, "test": 2}).items():
+        for name, hz in TONES.items():
+            folder = Path(root) / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                soundfile.write(folder / f"{name}_{i}.wav", tone_clip(hz, rng), 16000)
+    return Path(root)
+
+
+def tiny_speech_encoder(family: str):
+    """(encoder, feature extractor) of a 2-layer, 32-wide random speech model of the given family."""
+    from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    if family == "whisper":
+        from transformers import WhisperConfig, WhisperFeatureExtractor
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        config = WhisperConfig(
+            num_mel_bins=16, d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+            decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, vocab_size=64,
+            pad_token_id=0, bos_token_id=1, eos_token_id=1, decoder_start_token_id=2, suppress_tokens=[],
+            begin_suppress_tokens=[],
+        )  # fmt: skip
+        return WhisperEncoder(config), WhisperFeatureExtractor(feature_size=16)
+    small = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, vocab_size=32,
+    )  # fmt: skip
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True)
+    if family == "wav2vec2":
+        return Wav2Vec2Model(Wav2Vec2Config(**small)), extractor
+    if family == "hubert":
+        return HubertModel(HubertConfig(**small)), extractor
+    raise ValueError(family)

@@ -15,7 +15,7 @@ import torch
 
 from .config import FitConfig
 from .data import TaskData, task_from_config
-from .data.types import ImageInputs, Split, TextInputs
+from .data.types import AudioInputs, ImageInputs, Split, TextInputs
 from .engine import FeatureCache, Transfer, classification_metrics
 from .engine.states import RawBatches
 from .engine.trainer import EpochHook, predict_probabilities
@@ -49,7 +49,7 @@ class FitResult:
         return self._probabilities(split)
 
     def predict(self, inputs: Sequence[str | Path]) -> list[dict[str, Any]]:
-        """Label and probability for each image path or text."""
+        """Label and probability for each image path, audio path or text."""
         probs = self.predict_proba(inputs)
         return [
             {"input": str(item), "label": self.classes[int(p.argmax())], "probability": float(p.max())}
@@ -141,7 +141,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def as_inputs(inputs: Sequence[str | Path], modality: str) -> ImageInputs | TextInputs:
+def as_inputs(inputs: Sequence[str | Path], modality: str) -> ImageInputs | TextInputs | AudioInputs:
     if not inputs:
         raise DataError("no inputs to predict")
     if modality == "text":
@@ -153,8 +153,8 @@ def as_inputs(inputs: Sequence[str | Path], modality: str) -> ImageInputs | Text
     paths = [Path(p) for p in inputs]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise DataError(f"image not found: {missing[0]}")
-    return ImageInputs(paths=paths)
+        raise DataError(f"{'audio file' if modality == 'audio' else 'image'} not found: {missing[0]}")
+    return AudioInputs(paths) if modality == "audio" else ImageInputs(paths=paths)
 
 
 def remap_labels(labels: np.ndarray, data_classes: list[str], model_classes: list[str], source: str) -> np.ndarray:

@@ -54,8 +54,12 @@ class FitConfig:
     pretrained: bool = field(
         default=True, metadata={"help": "start from the pretrained weights (False: train from scratch)"}
     )
-    text_col: str | None = None
-    label_col: str | None = None
+    text_col: str | None = field(default=None, metadata={"help": "table column of texts (or transcripts)"})
+    label_col: str | None = field(default=None, metadata={"help": "table column of class labels"})
+    audio_col: str | None = field(default=None, metadata={"help": "table column of audio file paths"})
+    audio_seconds: float | None = field(
+        default=None, metadata={"help": "clip length fed to speech models (default: longest training clip)"}
+    )
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -78,6 +82,10 @@ class FitConfig:
                 f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}",
             ),
             (self.image_size is None or self.image_size >= 16, f"--image-size too small: {self.image_size}"),
+            (
+                self.audio_seconds is None or 0.1 <= self.audio_seconds <= 30,
+                f"--audio-seconds must be in [0.1, 30], got {self.audio_seconds}",
+            ),
             (
                 self.class_weight in CLASS_WEIGHT_CHOICES,
                 f"class_weight must be one of {CLASS_WEIGHT_CHOICES}",

@@ -10,7 +10,9 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+import torch
 
 from transferopt.data.audio import read_audio
 
@@ -66,3 +68,15 @@ def test_whisper_base_transcribes_clean_synthetic_speech(tmp_path, whisper, voic
         assert heard[0] == SENTENCES[0]  # a plainly spoken sentence comes back exactly
     # Measured: 0.24 (en-us) and 0.40 (Scottish voice) over these three sentences.
     assert jiwer.wer(SENTENCES, heard) <= max_wer, heard
+
+
+def test_whisper_base_encoder_is_a_speech_backbone_of_seven_groups():
+    from transferopt.models import resolve_backbone
+
+    backbone = resolve_backbone("whisper-base")  # its constructor checks layer-by-layer == transformers
+    assert backbone.group_names == ["feature_encoder", *[f"layer.{i}" for i in range(6)]]
+    backbone.set_clip_seconds(1.0)
+    with torch.no_grad():
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+        features = backbone.features(backbone.encode_waveforms([tone]))
+    assert features.shape == (1, 512) and torch.isfinite(features).all()

@@ -1,4 +1,5 @@
-"""Conformance matrix: every registered strategy x tiny timm CNNs, a tiny ViT and a tiny BERT.
+"""Conformance matrix: every registered strategy x tiny timm CNNs, a tiny ViT, a tiny BERT and tiny speech
+encoders (Whisper, wav2vec2, HuBERT).
 
 For each pair: exactly the expected parameters require gradients, exactly those receive a gradient
 from one backward pass, the head always trains, every trainable parameter sits in a layer group, the
@@ -17,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import TINY_AUDIO_MODELS
 from transferopt.data import TextInputs
 from transferopt.engine import frozen_prefix
 from transferopt.engine.trainer import check_all_trainable_grouped
@@ -24,7 +26,7 @@ from transferopt.errors import ConfigError
 from transferopt.models import TransferModel, resolve_backbone
 from transferopt.strategies import STRATEGIES, ModelShape, make_strategy, trainable_parameter_names
 
-MODELS = ["tiny-effnet", "tiny-resnet", "tiny-vit", "tiny-bert"]
+MODELS = ["tiny-effnet", "tiny-resnet", "tiny-vit", "tiny-bert", "tiny-whisper", "tiny-wav2vec2", "tiny-hubert"]
 HEAD = {"head.1.weight", "head.1.bias"}
 TEXTS = TextInputs(["play some jazz music", "will it rain tomorrow", "order a pizza for dinner"])
 
@@ -34,6 +36,9 @@ def build(name: str, bert_name: str) -> tuple[TransferModel, dict[str, torch.Ten
     if name == "tiny-bert":
         backbone = resolve_backbone(bert_name)
         state = backbone.prepare(TEXTS, [0, 1, 2])
+    elif name in TINY_AUDIO_MODELS:
+        backbone = resolve_backbone(name)
+        state = backbone.encode_waveforms([0.1 * torch.randn(n).numpy() for n in (8000, 12000, 16000)])
     else:
         backbone = resolve_backbone(name)
         state = {"x": torch.randn(3, 3, 64, 64)}

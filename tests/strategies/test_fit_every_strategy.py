@@ -1,4 +1,4 @@
-"""Every registered strategy end to end (fit, save, load) on a tiny CNN and a tiny BERT."""
+"""Every registered strategy end to end (fit, save, load) on a tiny CNN, a tiny BERT and tiny speech encoders."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from transferopt.strategies import STRATEGIES
 TEXTS = ["play a song by the beatles", "will it snow tomorrow", "order sushi for lunch"]
 
 
-@pytest.mark.parametrize("model", ["tiny-effnet", "tiny-bert"])
+@pytest.mark.parametrize("model", ["tiny-effnet", "tiny-bert", "tiny-whisper", "tiny-wav2vec2"])
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_fit_save_load(tmp_path, request, strategy, model, colour_folder, intents_dir):
     if model == "tiny-bert":
         name, data = request.getfixturevalue("tiny_bert_name"), intents_dir
         inputs = TEXTS
+    elif model.startswith("tiny-w"):
+        name, data = model, request.getfixturevalue("tones_dir")
+        inputs = [str(p) for p in sorted((data / "test").rglob("*.wav"))]
     else:
         name, data = model, colour_folder
         inputs = [str(p) for p in sorted((colour_folder / "test").rglob("*.png"))]

@@ -39,12 +39,16 @@ def fit(
     augment: bool = typer.Option(False, "--augment/--no-augment", help="random crops/flips for images"),
     image_size: int = typer.Option(None, "--image-size", help="input side in pixels (default: auto)"),
     max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),
+    audio_seconds: float = typer.Option(
+        None, "--audio-seconds", help="clip length for speech models (default: longest training clip)"
+    ),
     class_weight: str = typer.Option("auto", "--class-weight", help="auto | balanced | none"),
     metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="temperature scaling on validation"),
     pretrained: bool = typer.Option(True, "--pretrained/--scratch", help="--scratch: random initial weights"),
-    text_col: str = typer.Option(None, "--text-col"),
-    label_col: str = typer.Option(None, "--label-col"),
+    text_col: str = typer.Option(None, "--text-col", help="table column of texts (audio tables: transcripts)"),
+    label_col: str = typer.Option(None, "--label-col", help="table column of class labels"),
+    audio_col: str = typer.Option(None, "--audio-col", help="table column of audio file paths"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
@@ -69,12 +73,14 @@ def fit(
         augment=augment,
         image_size=image_size,
         max_length=max_length,
+        audio_seconds=audio_seconds,
         class_weight=class_weight,
         metric=metric,
         calibrate=calibrate,
         pretrained=pretrained,
         text_col=text_col,
         label_col=label_col,
+        audio_col=audio_col,
         device=device,
     )
     result = run_fit(config=config, out=out, hooks=[epoch_printer])

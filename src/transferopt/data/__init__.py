@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .sources import read_source
 from .splits import build_task
-from .types import ImageInputs, Split, TaskData, TextInputs
+from .types import AudioInputs, ImageInputs, Split, TaskData, TextInputs
 
 
 def load_task_data(
@@ -12,13 +12,14 @@ def load_task_data(
     *,
     text_col: str | None = None,
     label_col: str | None = None,
+    audio_col: str | None = None,
     shots: int | None = None,
     val_shots: int | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
 ) -> TaskData:
     """Load and validate a data set; raise `DataError` with a one-line message on bad input."""
-    raw = read_source(spec, text_col=text_col, label_col=label_col)
+    raw = read_source(spec, text_col=text_col, label_col=label_col, audio_col=audio_col)
     return build_task(raw, spec, shots=shots, val_shots=val_shots, val_fraction=val_fraction, seed=seed)
 
 
@@ -28,6 +29,7 @@ def task_from_config(config, spec: str | None = None, sample: bool = True) -> Ta
         spec or config.data,
         text_col=config.text_col,
         label_col=config.label_col,
+        audio_col=config.audio_col,
         shots=config.shots if sample else None,
         val_shots=config.val_shots if sample else None,
         val_fraction=config.val_fraction,
@@ -35,4 +37,4 @@ def task_from_config(config, spec: str | None = None, sample: bool = True) -> Ta
     )
 
 
-__all__ = ["ImageInputs", "Split", "TaskData", "TextInputs", "load_task_data", "task_from_config"]
+__all__ = ["AudioInputs", "ImageInputs", "Split", "TaskData", "TextInputs", "load_task_data", "task_from_config"]

@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
-from .types import ImageInputs, Inputs, TextInputs
+from .audio import AUDIO_SUFFIXES
+from .types import AudioInputs, ImageInputs, Inputs, TextInputs
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ SPLIT_ALIASES = {
 }
 LABEL_COLUMN_NAMES = ("label", "labels", "category", "class", "intent", "target", "y")
 TEXT_COLUMN_NAMES = ("text", "sentence", "query", "utterance", "content", "review", "question", "input")
+TRANSCRIPT_COLUMN_NAMES = ("transcript", "transcription", "text", "sentence", "utterance", "words")
 # A few unreadable files among many are skipped and reported; beyond this share it is an error,
 # because the folder is probably not what the user meant.
 MAX_SKIPPED_SHARE = 0.1
@@ -44,9 +46,13 @@ class RawData:
     modality: str
     splits: dict[str, RawSplit]
     skipped: list[str] = field(default_factory=list)
+    #: "classification" (labels are class names) or "transcription" (labels are transcripts).
+    task: str = "classification"
 
 
-def read_source(spec: str, text_col: str | None = None, label_col: str | None = None) -> RawData:
+def read_source(
+    spec: str, text_col: str | None = None, label_col: str | None = None, audio_col: str | None = None
+) -> RawData:
     """Dispatch on the DATA spec: builtin name, .npz, table file, folder of tables or of images."""
     if spec.startswith("builtin:"):
         return read_builtin(spec.removeprefix("builtin:"))
@@ -57,12 +63,12 @@ def read_source(spec: str, text_col: str | None = None, label_col: str | None = 
         if path.suffix.lower() == ".npz":
             return read_npz(path)
         if path.suffix.lower() in TABLE_SUFFIXES:
-            return read_tables({"train": path}, text_col, label_col)
+            return read_tables({"train": path}, text_col, label_col, audio_col)
         raise DataError(f"unsupported data file {spec}: expected .npz, .csv, .tsv, .jsonl, .json or .parquet")
     tables = find_split_tables(path)
     if tables:
-        return read_tables(tables, text_col, label_col)
-    return read_image_folder(path)
+        return read_tables(tables, text_col, label_col, audio_col)
+    return read_class_folders(path)
 
 
 # ---------------------------------------------------------------- builtin
@@ -124,11 +130,11 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(images * scale, 0, 255).astype(np.uint8)
 
 
-# ---------------------------------------------------------------- image folders
+# ---------------------------------------------------------------- class folders (images or audio)
 
 
-def read_image_folder(root: Path) -> RawData:
-    """`<split>/<class>/files` or `<class>/files`."""
+def read_class_folders(root: Path) -> RawData:
+    """`<split>/<class>/files` or `<class>/files`; images or audio clips, told apart by file suffix."""
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not subdirs:
         raise DataError(f"{root}: no class folders found (expected <class>/files or <split>/<class>/files)")
@@ -136,31 +142,43 @@ def read_image_folder(root: Path) -> RawData:
     if split_dirs and "train" not in split_dirs:
         raise DataError(f"{root}: split folders {sorted(split_dirs)} but no train/ folder")
     layout = split_dirs or {"train": root}
-    splits, skipped = {}, []
-    for split, folder in layout.items():
-        paths, labels, bad = scan_class_folders(folder)
-        skipped.extend(bad)
-        splits[split] = RawSplit(ImageInputs(paths=paths), labels)
-    total = sum(len(s.labels) for s in splits.values()) + len(skipped)
-    if total == 0:
+    listed = {split: list_class_files(folder) for split, folder in layout.items()}
+    files = [file for entries in listed.values() for file, _ in entries]
+    if not files:
         raise DataError(f"{root}: no files found in the class folders")
-    if len(skipped) > MAX_SKIPPED_SHARE * total:
-        raise DataError(f"{root}: {len(skipped)} of {total} files are not readable images, e.g. {skipped[0]}")
+    modality = folder_modality(files)
+    readable = is_readable_audio if modality == "audio" else is_readable_image
+    splits, skipped = {}, []
+    for split, entries in listed.items():
+        paths, labels = [], []
+        for file, label in entries:
+            if readable(file):
+                paths.append(file)
+                labels.append(label)
+            else:
+                skipped.append(str(file))
+        splits[split] = RawSplit(AudioInputs(paths) if modality == "audio" else ImageInputs(paths=paths), labels)
+    kind = "audio clips" if modality == "audio" else "images"
+    if len(skipped) > MAX_SKIPPED_SHARE * len(files):
+        raise DataError(f"{root}: {len(skipped)} of {len(files)} files are not usable {kind}, e.g. {skipped[0]}")
     if skipped:
-        log.warning("skipped %d unreadable file(s): %s", len(skipped), ", ".join(skipped[:5]))
-    return RawData(modality="image", splits=splits, skipped=skipped)
+        log.warning("skipped %d unusable file(s): %s", len(skipped), ", ".join(skipped[:5]))
+    return RawData(modality=modality, splits=splits, skipped=skipped)
 
 
-def scan_class_folders(folder: Path) -> tuple[list[Path], list[str], list[str]]:
-    paths, labels, bad = [], [], []
+def list_class_files(folder: Path) -> list[tuple[Path, str]]:
+    """(file, class name) for every visible file under each class folder."""
+    entries = []
     for class_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
         for file in sorted(f for f in class_dir.rglob("*") if f.is_file() and not f.name.startswith(".")):
-            if is_readable_image(file):
-                paths.append(file)
-                labels.append(class_dir.name)
-            else:
-                bad.append(str(file))
-    return paths, labels, bad
+            entries.append((file, class_dir.name))
+    return entries
+
+
+def folder_modality(files: list[Path]) -> str:
+    """Audio when most files carry an audio suffix; otherwise images (which may have any suffix)."""
+    audio = sum(f.suffix.lower() in AUDIO_SUFFIXES for f in files)
+    return "audio" if 2 * audio > len(files) else "image"
 
 
 def is_readable_image(path: Path) -> bool:
@@ -169,6 +187,18 @@ def is_readable_image(path: Path) -> bool:
             image.verify()
         return True
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return False
+
+
+def is_readable_audio(path: Path) -> bool:
+    """Decodes the clip: empty, silent, too long or undecodable clips are as useless as corrupt images."""
+    from .audio import read_audio
+
+    try:
+        read_audio(path)
+        return True
+    except DataError as exc:
+        log.info("%s", exc)
         return False
 
 
@@ -226,7 +256,12 @@ def row_reference(path: Path, index: int) -> str:
     return f"{path.name}[row {index}]"
 
 
-def read_tables(tables: dict[str, Path], text_col: str | None, label_col: str | None) -> RawData:
+def read_tables(
+    tables: dict[str, Path], text_col: str | None, label_col: str | None, audio_col: str | None = None
+) -> RawData:
+    audio = find_audio_column(read_table(tables["train"]), tables["train"], audio_col)
+    if audio is not None:
+        return read_audio_tables(tables, audio, text_col, label_col)
     splits, skipped = {}, []
     columns: tuple[str, str] | None = None
     for split, path in tables.items():
@@ -252,6 +287,85 @@ def read_tables(tables: dict[str, Path], text_col: str | None, label_col: str | 
     if not splits["train"].labels:
         raise DataError(f"table {tables['train']}: every row has an empty text or label")
     return RawData(modality="text", splits=splits, skipped=skipped)
+
+
+def find_audio_column(frame, path: Path, audio_col: str | None) -> str | None:
+    """The column of audio file paths: the user's, a conventional name, or one whose cells end in an
+    audio suffix; None for a plain text table."""
+    names = [str(c) for c in frame.columns]
+    if audio_col is not None:
+        if audio_col not in names:
+            raise ConfigError(f"--audio-col {audio_col!r} is not a column of {path}; columns: {', '.join(names)}")
+        return audio_col
+    for name in names:
+        if is_string_column(frame[name]) and looks_like_audio_paths(frame[name]):
+            return name
+    return None
+
+
+def looks_like_audio_paths(column) -> bool:
+    cells = [str(v).strip().lower() for v in column.head(50) if isinstance(v, str) and v.strip()]
+    return bool(cells) and sum(c.endswith(AUDIO_SUFFIXES) for c in cells) * 2 > len(cells)
+
+
+def read_audio_tables(tables: dict[str, Path], audio: str, text_col: str | None, label_col: str | None) -> RawData:
+    """Audio paths (relative to the table's folder) with a class label or a transcript per clip."""
+    first = read_table(tables["train"])
+    target, task = choose_audio_target(first, tables["train"], audio, text_col, label_col)
+    splits, skipped, total = {}, [], 0
+    for split, path in tables.items():
+        frame = read_table(path)
+        for column in (audio, target):
+            if column not in frame.columns:
+                raise DataError(f"table {path} has no column {column!r}; columns: {', '.join(frame.columns)}")
+        clips, targets = [], []
+        for index, (cell, value) in enumerate(zip(frame[audio], frame[target], strict=True)):
+            total += 1
+            value = label_text(value)
+            clip = resolve_clip(path, cell)
+            if value is None or clip is None or not is_readable_audio(clip):
+                skipped.append(str(clip) if clip is not None else row_reference(path, index))
+                continue
+            clips.append(clip)
+            targets.append(value)
+        splits[split] = RawSplit(AudioInputs(clips), targets)
+    if skipped and len(skipped) > MAX_SKIPPED_SHARE * total:
+        raise DataError(f"{tables['train']}: {len(skipped)} of {total} rows have no usable audio or target, "
+                        f"e.g. {skipped[0]}")  # fmt: skip
+    if skipped:
+        log.warning("skipped %d row(s) without usable audio or target: %s", len(skipped), ", ".join(skipped[:5]))
+    return RawData(modality="audio", splits=splits, skipped=skipped, task=task)
+
+
+def resolve_clip(table: Path, cell) -> Path | None:
+    if not isinstance(cell, str) or not cell.strip():
+        return None
+    clip = Path(cell.strip()).expanduser()
+    return clip if clip.is_absolute() else table.parent / clip
+
+
+def choose_audio_target(frame, path: Path, audio: str, text_col: str | None, label_col: str | None) -> tuple[str, str]:
+    """(column, task): a label column makes a classification task, a transcript column a transcription
+    task. The user's choice wins; then conventional names (a label beats a transcript)."""
+    names = [str(c) for c in frame.columns]
+    for given, option in ((text_col, "--text-col"), (label_col, "--label-col")):
+        if given is not None and given not in names:
+            raise ConfigError(f"{option} {given!r} is not a column of {path}; columns: {', '.join(names)}")
+    if label_col is not None:
+        return label_col, "classification"
+    if text_col is not None:
+        return text_col, "transcription"
+    lower = {n.lower(): n for n in names if n != audio}
+    label = next((lower[n] for n in LABEL_COLUMN_NAMES if n in lower), None)
+    if label is not None:
+        return label, "classification"
+    transcript = next((lower[n] for n in TRANSCRIPT_COLUMN_NAMES if n in lower), None)
+    if transcript is not None:
+        return transcript, "transcription"
+    raise DataError(
+        f"{path}: audio column {audio!r} but no label or transcript column ({', '.join(names)}); "
+        "pass --label-col (classification) or --text-col (transcripts)"
+    )
 
 
 def is_string_column(column) -> bool:

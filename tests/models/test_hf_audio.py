@@ -1,0 +1,101 @@
+"""Speech encoders as layer groups: equal to the library's forward, batch-independent, saved and rebuilt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests import helpers
+from tests.conftest import TINY_AUDIO_MODELS
+from transferopt.config import FitConfig
+from transferopt.data import load_task_data
+from transferopt.engine import FeatureCache
+from transferopt.errors import ConfigError, ModelError
+from transferopt.models import configure_backbone, list_models, resolve_backbone
+from transferopt.models.hf_audio import HFAudioBackbone
+
+
+@pytest.mark.parametrize("name", TINY_AUDIO_MODELS)
+def test_groups_cover_every_parameter_once(name):
+    backbone = resolve_backbone(name)
+    grouped = [n for group in backbone.param_groups() for n in group]
+    assert sorted(grouped) == sorted(n for n, _ in backbone.named_parameters())
+    assert backbone.group_names == ["feature_encoder", "layer.0", "layer.1"]
+
+
+@pytest.mark.parametrize("name", TINY_AUDIO_MODELS)
+def test_a_clip_gets_the_same_features_alone_or_in_a_batch(name):
+    backbone = resolve_backbone(name)
+    backbone.set_clip_seconds(1.0)
+    rng = np.random.default_rng(0)
+    waves = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (4000, 16000, 9000)]
+    with torch.no_grad():
+        batch = backbone.features(backbone.encode_waveforms(waves))
+        alone = backbone.features(backbone.encode_waveforms(waves[:1]))
+    torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", TINY_AUDIO_MODELS)
+def test_running_groups_in_two_halves_equals_one_run(name):
+    backbone = resolve_backbone(name).eval()
+    state = backbone.encode_waveforms([0.1 * np.ones(8000, dtype=np.float32) * np.sin(np.arange(8000))])
+    with torch.no_grad():
+        whole = backbone.run_groups(state, 0, backbone.num_groups)["hidden"]
+        half = backbone.run_groups(backbone.run_groups(state, 0, 2), 2, backbone.num_groups)["hidden"]
+    torch.testing.assert_close(whole, half)
+
+
+def test_clip_length_follows_the_longest_training_clip(tones_dir):
+    task = load_task_data(str(tones_dir))
+    backbone = resolve_backbone("tiny-whisper")
+    configure_backbone(backbone, task, FitConfig(data=str(tones_dir), model="tiny-whisper"))
+    longest = task.train.inputs.longest_seconds()
+    assert longest <= backbone.clip_seconds <= longest + 0.12
+    # Whisper positions are 20 ms: the length is a whole number of them.
+    assert backbone.clip_samples % 320 == 0
+    configure_backbone(backbone, task, FitConfig(data=str(tones_dir), model="tiny-whisper", audio_seconds=2.0))
+    assert backbone.clip_seconds == pytest.approx(2.0)
+
+
+def test_audio_seconds_is_validated():
+    with pytest.raises(ConfigError, match=r"--audio-seconds must be in \[0.1, 30\], got 45"):
+        FitConfig(data="x", model="y", audio_seconds=45)
+
+
+def test_an_image_model_refuses_audio_data(tones_dir):
+    task = load_task_data(str(tones_dir))
+    with pytest.raises(ConfigError, match=r"model tiny-effnet takes image input but .* holds audio data"):
+        configure_backbone(resolve_backbone("tiny-effnet"), task, FitConfig(data=str(tones_dir), model="tiny-effnet"))
+
+
+def test_a_saved_speech_model_directory_loads_through_hf(tmp_path):
+    net, extractor = helpers.tiny_speech_encoder("wav2vec2")
+    net.save_pretrained(tmp_path / "w2v")
+    extractor.save_pretrained(tmp_path / "w2v")
+    backbone = resolve_backbone(f"hf/{tmp_path / 'w2v'}")
+    assert isinstance(backbone, HFAudioBackbone) and backbone.family == "wav2vec2" and backbone.modality == "audio"
+
+
+def test_an_unsupported_architecture_is_refused():
+    with pytest.raises(ModelError, match=r"unsupported speech architecture Linear"):
+        HFAudioBackbone("x", torch.nn.Linear(2, 2), object())
+
+
+def test_feature_cache_serves_the_frozen_encoder_once(tones_dir, tmp_path):
+    import transferopt
+
+    cache = FeatureCache(tmp_path / "cache")
+    transferopt.fit(str(tones_dir), "tiny-hubert", "linear-probe", cache=cache)
+    misses = cache.stats.misses
+    transferopt.fit(str(tones_dir), "tiny-hubert", "linear-probe", cache=FeatureCache(tmp_path / "cache"))
+    assert misses > 0
+    second = FeatureCache(tmp_path / "cache")
+    transferopt.fit(str(tones_dir), "tiny-hubert", "linear-probe", cache=second)
+    assert second.stats.misses == 0 and second.stats.hits_disk > 0
+
+
+def test_whisper_base_is_listed_as_an_offline_speech_model():
+    rows = {row["name"]: row for row in list_models()}
+    assert rows["whisper-base"]["modality"] == "audio"
+    assert rows["whisper-base"]["kind"] == "hf-audio"
