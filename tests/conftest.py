@@ -91,6 +91,30 @@ for _alias in TINY_AUDIO_MODELS:
         )
 
 
+def _build_tiny_whisper_transcriber(pretrained: bool):
+    from transferopt.models.whisper_asr import WhisperTranscriber
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1234)
+        net, processor = helpers.tiny_whisper_transcriber()
+    net.eval()
+    return WhisperTranscriber("tiny-whisper-asr", net, processor)
+
+
+if "tiny-whisper-asr" not in ALIASES:
+    register_alias(
+        "tiny-whisper-asr",
+        ModelAlias(
+            kind="whisper-asr",
+            modality="audio",
+            description="tiny random Whisper encoder-decoder with Whisper's tokenizer (tests)",
+            build=lambda pretrained: _build_tiny_whisper_transcriber(pretrained).encoder,
+            weights_present=lambda: True,
+            build_transcriber=_build_tiny_whisper_transcriber,
+        ),
+    )
+
+
 def pytest_configure(config):
     # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
     config.addinivalue_line("filterwarnings", "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -145,3 +169,9 @@ def intents_dir(tmp_path_factory) -> Path:
 def tones_dir(tmp_path_factory) -> Path:
     """`<split>/<pitch>/*.wav`: three tone classes, 6 train / 2 val / 2 test clips each."""
     return helpers.write_tone_clips(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture(scope="session")
+def spoken_dir(tmp_path_factory) -> Path:
+    """train/val/test.csv of audio paths and transcripts (tones standing in for words): 8/3/3 rows."""
+    return helpers.write_transcribed_tones(tmp_path_factory.mktemp("spoken"))

@@ -230,3 +230,48 @@ def tiny_speech_encoder(family: str):
     if family == "hubert":
         return HubertModel(HubertConfig(**small)), extractor
     raise ValueError(family)
+
+
+def tiny_whisper_transcriber():
+    """(WhisperForConditionalGeneration, WhisperProcessor): 2+2 layers, 32 wide, random, with the real
+    Whisper tokenizer and generation settings of the packaged whisper-base (so prompts and decoding are
+    Whisper's own)."""
+    import json
+
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from transferopt.models.whisper_ct2 import (
+        generation_config,
+        load_packaged_processor,
+        packaged_whisper_base_files,
+        token_config,
+    )
+
+    files = packaged_whisper_base_files()
+    tokenizer_json = json.loads(files["tokenizer"].read_text(encoding="utf-8"))
+    config = WhisperConfig(
+        vocab_size=51865, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        max_target_positions=64, **token_config(tokenizer_json),
+    )  # fmt: skip
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = generation_config(json.loads(files["config"].read_text()), tokenizer_json)
+    return model, load_packaged_processor(num_mel_bins=80)
+
+
+def write_transcribed_tones(root: Path, seed: int = 0) -> Path:
+    """A transcription data set: each clip a tone whose pitch stands for the word in its transcript."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", 8), ("val", 3), ("test", 3)):
+        rows = []
+        for i in range(count):
+            word = list(TONES)[i % len(TONES)]
+            path = root / "wav" / f"{split}{i}.wav"
+            soundfile.write(path, tone_clip(TONES[word], rng), 16000)
+            rows.append({"audio": f"wav/{path.name}", "text": f"a {word} tone"})
+        write_table(root / f"{split}.csv", rows)
+    return root

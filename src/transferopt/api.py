@@ -17,10 +17,13 @@ from .config import FitConfig
 from .data import TaskData, task_from_config
 from .data.types import AudioInputs, ImageInputs, Split, TextInputs
 from .engine import FeatureCache, Transfer, classification_metrics
+from .engine.metrics import LOWER_IS_BETTER
 from .engine.states import RawBatches
 from .engine.trainer import EpochHook, predict_probabilities
+from .engine.transcription import transcribe_batches, transcription_metrics
 from .errors import ConfigError, DataError
 from .models import TransferModel, configure_backbone, rebuild_backbone, resolve_backbone
+from .models.whisper_asr import SpeechToTextModel
 from .reporting.plots import plot_training_curve
 from .reporting.rundir import check_run_destination, read_json, write_json, write_run_dir
 from .strategies import make_strategy
@@ -48,8 +51,22 @@ class FitResult:
         split = Split(wrapped, np.zeros(len(wrapped), dtype=np.int64))
         return self._probabilities(split)
 
+    @property
+    def transcribes(self) -> bool:
+        return self.model.backbone.task == "transcription"
+
+    def transcribe(self, inputs: Sequence[str | Path]) -> list[str]:
+        """The text spoken in each audio file (speech-recognition models)."""
+        if not self.transcribes:
+            raise ConfigError(f"{self.config.model} is a classifier; it predicts labels, not transcripts")
+        split = Split(as_inputs(inputs, "audio"), np.zeros(len(inputs), dtype=np.int64))
+        return self._transcriptions(split)
+
     def predict(self, inputs: Sequence[str | Path]) -> list[dict[str, Any]]:
-        """Label and probability for each image path, audio path or text."""
+        """Label and probability for each image path, audio path or text; the transcript for speech
+        recognition."""
+        if self.transcribes:
+            return [{"input": str(i), "text": t} for i, t in zip(inputs, self.transcribe(inputs), strict=True)]
         probs = self.predict_proba(inputs)
         return [
             {"input": str(item), "label": self.classes[int(p.argmax())], "probability": float(p.max())}
@@ -64,6 +81,10 @@ class FitResult:
                 f"{task.source} holds {task.modality} data but this model takes {self.model.backbone.modality} input"
             )
         chosen = task.split(split)
+        if self.transcribes or task.task == "transcription":
+            if self.transcribes != (task.task == "transcription"):
+                raise DataError(f"{task.source} is a {task.task} task but this model does {self.model.backbone.task}")
+            return transcription_metrics(self._transcriptions(chosen), chosen.transcripts)
         labels = remap_labels(chosen.labels, task.classes, self.classes, task.source)
         probs = self._probabilities(chosen)
         return classification_metrics(probs, labels, self.classes)
@@ -71,6 +92,11 @@ class FitResult:
     def _load_matching(self, spec: str) -> TaskData:
         # The run's own data comes back with the same sampling, so "val" means the same examples.
         return task_from_config(self.config, spec, sample=spec == self.config.data)
+
+    def _transcriptions(self, split: Split) -> list[str]:
+        device = next(self.model.parameters()).device
+        batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
+        return transcribe_batches(self.model, batches, 0, device)
 
     def _probabilities(self, split: Split) -> np.ndarray:
         device = next(self.model.parameters()).device
@@ -85,7 +111,7 @@ class FitResult:
         return directory
 
     def _fill(self, folder: Path) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save_model
 
         backbone = self.model.backbone
         write_json(folder / "config.json", self.config.to_dict())
@@ -104,8 +130,8 @@ class FitResult:
         if self.history:
             plot_training_curve(self.history, folder / "training_curve.png", self.config.metric)
         write_json(folder / "data.json", self.data_summary)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"))
+        # save_model keeps one copy of tied tensors (Whisper's output projection is its token embedding).
+        save_model(self.model, str(folder / "model.safetensors"))
         (folder / "backbone").mkdir()
         backbone.export(folder / "backbone")
         if self.adapter is not None:
@@ -195,23 +221,18 @@ def fit(
         check_run_destination(Path(out))
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
     task = task or task_from_config(config)
+    config = config_for_task(config, task, strategy_obj)
     torch.manual_seed(config.seed)  # a model trained from scratch starts from seeded random weights
-    backbone = resolve_backbone(config.model, pretrained=config.pretrained)
+    backbone = resolve_backbone(config.model, pretrained=config.pretrained, task=task.task)
     configure_backbone(backbone, task, config)
     torch.manual_seed(config.seed)
-    transfer_model = TransferModel(backbone, task.num_classes)
+    transfer_model = new_model(backbone, task)
     transfer = Transfer(transfer_model, task, config, cache or FeatureCache())
     outcome = transfer.run(strategy_obj, hooks)
     eval_started = time.perf_counter()
-    metrics: dict[str, Any] = {
-        "val": classification_metrics(
-            transfer.probabilities(task.val, outcome.prefix, "val"), task.val.labels, task.classes, detail=True
-        ),
-    }
+    metrics: dict[str, Any] = {"val": split_metrics(transfer, task, "val", outcome.prefix)}
     if task.test is not None:
-        metrics["test"] = classification_metrics(
-            transfer.probabilities(task.test, outcome.prefix, "test"), task.test.labels, task.classes, detail=True
-        )
+        metrics["test"] = split_metrics(transfer, task, "test", outcome.prefix)
     timing = dict(outcome.timing)
     timing["eval_s"] = time.perf_counter() - eval_started
     timing["total_s"] = time.perf_counter() - started
@@ -248,9 +269,63 @@ def fit(
     return result
 
 
+def config_for_task(config: FitConfig, task: TaskData, strategy) -> FitConfig:
+    """Transcription is scored by error rates and keeps Whisper's decoder, so no new head is fitted."""
+    if task.task != "transcription":
+        if config.metric in LOWER_IS_BETTER:
+            raise ConfigError(
+                f"--metric {config.metric} is for speech recognition; {task.source} is a classification task"
+            )
+        return config
+    if strategy.fits_head_first or not strategy.trains:
+        raise ConfigError(
+            f"strategy {strategy.name} fits a new classification head; transcription keeps Whisper's own decoder "
+            "(use full, partial, bitfit, norm or lora)"
+        )
+    return config if config.metric in LOWER_IS_BETTER else config.replace(metric="wer")
+
+
+def new_model(backbone, task: TaskData):
+    if task.task == "transcription":
+        return SpeechToTextModel(backbone)
+    return TransferModel(backbone, task.num_classes)
+
+
+#: Transcriptions kept in metrics.json per split, so a person can read what the model hears.
+EXAMPLE_TRANSCRIPTS = 10
+
+
+def split_metrics(transfer: Transfer, task: TaskData, name: str, prefix: int) -> dict[str, Any]:
+    split = task.split(name)
+    if task.task == "transcription":
+        heard = transfer.transcriptions(split, prefix, name)
+        metrics = transcription_metrics(heard, split.transcripts)
+        metrics["examples"] = [
+            {"reference": r, "transcript": h}
+            for r, h in list(zip(split.transcripts, heard, strict=True))[:EXAMPLE_TRANSCRIPTS]
+        ]
+        return metrics
+    return classification_metrics(transfer.probabilities(split, prefix, name), split.labels, task.classes, detail=True)
+
+
+#: Task names as users say them (CLI `--task`), mapped to the data task they train.
+TASK_NAMES = {"speech-recognition": "transcription", "transcription": "transcription"}
+
+
+def pretrained(model: str, task: str = "speech-recognition") -> FitResult:
+    """A pretrained model used as it is (no training): the zero-shot baseline, e.g. Whisper transcribing."""
+    if task not in TASK_NAMES:
+        raise ConfigError(f"--task {task!r}: a model can be used untrained only for {', '.join(TASK_NAMES)}")
+    backbone = resolve_backbone(model, task=TASK_NAMES[task])
+    backbone.fit_clip_length(None, 30.0)  # Whisper's own window, as the model is used everywhere else
+    net = SpeechToTextModel(backbone).eval()
+    config = FitConfig(data="", model=model, strategy="full", epochs=1, metric="wer")
+    return FitResult(model=net, config=config, classes=[], metrics={"zero_shot": True})
+
+
 def load(run_dir: str | Path) -> FitResult:
     """Load a saved run directory (from `fit` or `optimize`)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_model
 
     from .errors import RunDirError
 
@@ -263,11 +338,11 @@ def load(run_dir: str | Path) -> FitResult:
     model_info = read_json(folder / "model.json")
     classes = read_json(folder / "labels.json")["classes"]
     backbone = rebuild_backbone(model_info["backbone"], folder / "backbone")
-    model = TransferModel(backbone, len(classes))
+    model = SpeechToTextModel(backbone) if backbone.task == "transcription" else TransferModel(backbone, len(classes))
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise RunDirError(f"{folder} is not a complete transferopt run: model.safetensors is missing")
-    model.load_state_dict(load_file(str(weights)))
+    load_model(model, str(weights))
     model.eval()
     return FitResult(
         model=model,

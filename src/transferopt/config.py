@@ -10,7 +10,7 @@ from typing import Any
 from .errors import ConfigError
 
 CLASS_WEIGHT_CHOICES = ("auto", "balanced", "none")
-METRIC_CHOICES = ("accuracy", "macro_f1", "auc")
+METRIC_CHOICES = ("accuracy", "macro_f1", "auc", "wer", "cer")
 
 
 def valid_device(name: str) -> bool:
@@ -49,7 +49,9 @@ class FitConfig:
     image_size: int | None = field(default=None, metadata={"help": "input side in px (default: auto)"})
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})
     class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})
-    metric: str = field(default="accuracy", metadata={"help": "validation metric for early stopping"})
+    metric: str = field(
+        default="accuracy", metadata={"help": "validation metric for early stopping (wer/cer for transcription)"}
+    )
     calibrate: bool = field(default=True, metadata={"help": "temperature-scale the head on validation"})
     pretrained: bool = field(
         default=True, metadata={"help": "start from the pretrained weights (False: train from scratch)"}

@@ -232,35 +232,53 @@ def rank(
 @app.command()
 @user_errors_as_messages
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="a run directory from fit/optimize"),
+    run_dir: Path = typer.Argument(None, help="a run directory from fit/optimize (or give --model)"),
     data: str = typer.Option(None, "--data", help="data set (default: the one the run was trained on)"),
     split: str = typer.Option("test", "--split", help="train | val | test"),
+    model: str = typer.Option(None, "--model", help="score a pretrained model as it is (zero-shot)"),
+    task: str = typer.Option("speech-recognition", "--task", help="with --model: speech-recognition"),
 ) -> None:
-    """Print the run's metrics on a data split as JSON."""
-    from ..api import load
-
-    result = load(run_dir)
+    """Print the metrics of a run (or of an untrained --model) on a data split as JSON."""
+    result = result_to_use(run_dir, model, task)
+    if data is None and model is not None:
+        raise ConfigError("evaluate --model needs --data")
     print_json(result.evaluate(data or result.config.data, split))
+
+
+def result_to_use(run_dir: Path | None, model: str | None, task: str):
+    """A saved run, or with --model a pretrained model used as it is."""
+    from ..api import load, pretrained
+
+    if (run_dir is None) == (model is None):
+        raise ConfigError("give a run directory or --model NAME (not both)")
+    return pretrained(model, task) if model is not None else load(run_dir)
 
 
 @app.command()
 @user_errors_as_messages
 def predict(
-    run_dir: Path = typer.Argument(..., help="a run directory from fit/optimize"),
-    inputs: list[str] = typer.Argument(..., help="image paths or texts; '-' reads lines from stdin"),
+    args: list[str] = typer.Argument(
+        ..., help="RUN_DIR then image/audio paths or texts ('-' reads lines from stdin); with --model, the inputs"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    model: str = typer.Option(None, "--model", help="use a pretrained model as it is (zero-shot)"),
+    task: str = typer.Option("speech-recognition", "--task", help="with --model: speech-recognition"),
 ) -> None:
-    """Predict the label and probability of each input."""
-    from ..api import load
-
-    result = load(run_dir)
+    """Predict the label and probability of each input, or the transcript of each audio file."""
+    run_dir, inputs = (None, args) if model is not None else (Path(args[0]), args[1:])
+    if not inputs:
+        raise ConfigError("no inputs to predict: give image/audio paths or texts after the run directory")
+    result = result_to_use(run_dir, model, task)
     items = [line.rstrip("\n") for line in sys.stdin if line.strip()] if inputs == ["-"] else inputs
     predictions = result.predict(items)
     if as_json:
         print_json(predictions)
         return
     for row in predictions:
-        typer.echo(f"{row['label']}\t{row['probability']:.4f}\t{row['input']}")
+        if "text" in row:
+            typer.echo(f"{row['input']}\t{row['text']}")
+        else:
+            typer.echo(f"{row['label']}\t{row['probability']:.4f}\t{row['input']}")
 
 
 @app.command()

@@ -78,6 +78,17 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
     return metrics
 
 
+#: Metrics where lower is better (transcription error rates): `score` negates them.
+LOWER_IS_BETTER = ("wer", "cer")
+
+
 def score(metrics: dict, name: str) -> float:
-    """The validation score to maximise; AUC falls back to accuracy when undefined."""
+    """The validation score to maximise; AUC falls back to accuracy when undefined; error rates negated."""
+    if name in LOWER_IS_BETTER:
+        return -float(metrics[name])
     return float(metrics.get(name, metrics["accuracy"]))
+
+
+def signed(name: str, value: float) -> float:
+    """A recorded metric value as a score to maximise."""
+    return -float(value) if name in LOWER_IS_BETTER else float(value)

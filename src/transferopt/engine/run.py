@@ -20,6 +20,7 @@ from .calibration import fit_temperature, fold_temperature
 from .head import fit_logistic_head
 from .states import CachedBatches, RawBatches
 from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, seed_everything, train
+from .transcription import TranscriptionObjective, transcribe_batches
 
 # Class weighting switches on automatically when the largest class is this many times the smallest.
 AUTO_BALANCE_RATIO = 3.0
@@ -88,8 +89,18 @@ class Transfer:
             self.model.backbone, self.weights, split, prefix, self.config.batch_size, self.device, label
         )
 
+    @property
+    def transcribing(self) -> bool:
+        return self.data.task == "transcription"
+
+    def targets(self, split: Split):
+        """Class indices, or for transcription the transcripts as padded token ids."""
+        if self.transcribing:
+            return self.model.backbone.tokenize_transcripts(split.transcripts)
+        return split.labels
+
     def batches(self, split: Split, prefix: int, label: str) -> CachedBatches:
-        return CachedBatches(self.states(split, prefix, label), split.labels, self.config.batch_size)
+        return CachedBatches(self.states(split, prefix, label), self.targets(split), self.config.batch_size)
 
     def run(self, strategy: Strategy, hooks: list[EpochHook] | None = None) -> RunOutcome:
         config, data, model = self.config, self.data, self.model
@@ -97,7 +108,7 @@ class Transfer:
         model.to(self.device)
         started = time.perf_counter()
         compute_before = self.cache.stats.compute_s
-        balanced = balance_classes(config, data.train.labels, data.num_classes)
+        balanced = not self.transcribing and balance_classes(config, data.train.labels, data.num_classes)
         head_fit = None
         timing: dict[str, float] = {}
         if strategy.fits_head_first:
@@ -114,7 +125,7 @@ class Transfer:
         adapter = export_adapter(model)
         merge_adapter(model)
         temperature = None
-        if config.calibrate:
+        if config.calibrate and not self.transcribing:
             val_probs = self.probabilities(data.val, prefix, "val")
             temperature = fit_temperature(val_probs, data.val.labels)
             fold_temperature(model.classifier, temperature)
@@ -165,6 +176,7 @@ class Transfer:
             checks_per_epoch=config.checks_per_epoch,
             class_weights=class_weight_tensor(data.train.labels, data.num_classes) if balanced else None,
         )
+        objective = TranscriptionObjective(data.val.transcripts) if self.transcribing else None
         return train(
             self.model,
             train_batches,
@@ -175,10 +187,14 @@ class Transfer:
             settings,
             self.device,
             hooks,
+            objective,
         )
 
     def probabilities(self, split: Split, prefix: int, label: str) -> np.ndarray:
         return predict_probabilities(self.model, self.batches(split, prefix, label), prefix, self.device)
+
+    def transcriptions(self, split: Split, prefix: int, label: str) -> list[str]:
+        return transcribe_batches(self.model, self.batches(split, prefix, label), prefix, self.device)
 
 
 def describe_trainable(model: TransferModel) -> tuple[int, list[str]]:

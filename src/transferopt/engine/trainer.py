@@ -54,6 +54,26 @@ class StopTraining(Exception):
 EpochHook = Callable[[dict], None]
 
 
+class ClassificationObjective:
+    """Cross-entropy on the head's logits; validation by classification metrics."""
+
+    def __init__(self, val_labels: np.ndarray, classes: list[str], settings: TrainSettings, device: torch.device):
+        self.val_labels = val_labels
+        self.classes = classes
+        weights = settings.class_weights
+        self.loss_fn = nn.CrossEntropyLoss(
+            weight=weights.to(device) if weights is not None else None, label_smoothing=settings.label_smoothing
+        )
+
+    def loss(self, model, state, targets: torch.Tensor, prefix: int) -> torch.Tensor:
+        return self.loss_fn(model(state, start=prefix).float(), targets)
+
+    def validate(self, model, val_batches, prefix: int, device: torch.device) -> dict:
+        return classification_metrics(
+            predict_probabilities(model, val_batches, prefix, device), self.val_labels, self.classes
+        )
+
+
 def set_frozen_norms_to_eval(model: nn.Module) -> None:
     """Normalisation layers with nothing to learn keep their pretrained statistics: in train mode
     BatchNorm would silently re-estimate them, changing a "frozen" layer."""
@@ -90,11 +110,6 @@ def check_points(batches: int, checks_per_epoch: int) -> set[int]:
     return {round(batches * j / checks_per_epoch) for j in range(1, checks_per_epoch)} - {0, batches}
 
 
-def validate(model: TransferModel, val_batches, val_labels: np.ndarray, classes: list[str], prefix: int,
-             device: torch.device) -> dict:  # fmt: skip
-    return classification_metrics(predict_probabilities(model, val_batches, prefix, device), val_labels, classes)
-
-
 def enter_training_mode(model: TransferModel, prefix: int) -> None:
     """Train mode for what trains; the frozen prefix and frozen normalisation layers stay in eval mode."""
     model.train()
@@ -128,8 +143,12 @@ def train(
     settings: TrainSettings,
     device: torch.device,
     hooks: list[EpochHook] | None = None,
+    objective=None,
 ) -> TrainHistory:
-    """Train `model` (groups [prefix, n) and head) and restore the best validation epoch's weights."""
+    """Train `model` (groups [prefix, n) and head) and restore the best validation epoch's weights.
+
+    `objective` supplies the loss and the validation metrics (default: classification; transcription
+    brings its own), so both tasks share this one loop."""
     check_all_trainable_grouped(model)
     started = time.perf_counter()
     groups = build_param_groups(
@@ -149,16 +168,17 @@ def train(
         else {}
     )
     named = dict(model.backbone.named_parameters())
-    loss_fn = nn.CrossEntropyLoss(
-        weight=settings.class_weights.to(device) if settings.class_weights is not None else None,
-        label_smoothing=settings.label_smoothing,
-    )
+    objective = objective or ClassificationObjective(val_labels, classes, settings, device)
+
+    def validate() -> dict:
+        return objective.validate(model, val_batches, prefix, device)
+
     generator = torch.Generator().manual_seed(settings.seed)
     history = TrainHistory()
     stale = 0
     # Epoch 0 is the starting point: after a linear-probe phase it is a real candidate, and
     # fine-tuning that never beats it on validation must not replace it.
-    start = validate(model, val_batches, val_labels, classes, prefix, device)
+    start = validate()
     history.best_score = score(start, settings.metric)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     stopped = False
@@ -174,8 +194,7 @@ def train(
             for step, (state, labels) in enumerate(train_batches.iterate(shuffle=True, generator=generator), 1):
                 state = {k: v.to(device) for k, v in state.items()}
                 with autocast(device):
-                    logits = model(state, start=prefix)
-                loss = loss_fn(logits.float(), labels.to(device))
+                    loss = objective.loss(model, state, labels.to(device), prefix)
                 if anchors:
                     # L2-SP (Li et al., ICML 2018): pull fine-tuned weights toward their starting values.
                     loss = loss + settings.l2sp / 2 * sum(((named[n] - a) ** 2).sum() for n, a in anchors.items())
@@ -189,12 +208,11 @@ def train(
                 advance(1)
                 if step in checks:
                     # Mid-epoch checks only inform the hooks (a search prunes on them), never the history.
-                    val = validate(model, val_batches, val_labels, classes, prefix, device)
+                    val = validate()
                     record = {
                         "epoch": epoch - 1 + step / len(train_batches),
                         "partial": True,
-                        "val_accuracy": val["accuracy"],
-                        f"val_{settings.metric}": score(val, settings.metric),
+                        **val_record(val, settings.metric),
                     }
                     enter_training_mode(model, prefix)
                     if not tell_hooks(hooks, record):
@@ -203,14 +221,12 @@ def train(
             if stopped:
                 history.stopped_early = True
                 break
-            val = validate(model, val_batches, val_labels, classes, prefix, device)
+            val = validate()
             value = score(val, settings.metric)
             record = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)),
-                "val_loss": val["log_loss"],
-                "val_accuracy": val["accuracy"],
-                f"val_{settings.metric}": value,
+                **val_record(val, settings.metric),
                 "elapsed_s": time.perf_counter() - started,
             }
             history.epochs.append(record)
@@ -228,6 +244,16 @@ def train(
     model.load_state_dict(best_state)
     history.train_s = time.perf_counter() - started
     return history
+
+
+def val_record(val: dict, metric: str) -> dict:
+    """The validation figures an epoch record keeps: loss and accuracy where the task has them, and the
+    metric being optimised (as measured, not sign-flipped)."""
+    record = {"val_loss": val["log_loss"]} if "log_loss" in val else {}
+    if "accuracy" in val:
+        record["val_accuracy"] = val["accuracy"]
+    record[f"val_{metric}"] = float(val[metric]) if metric in val else score(val, metric)
+    return record
 
 
 def seed_everything(seed: int) -> None:

@@ -25,6 +25,8 @@ class Backbone(nn.Module, ABC):
 
     kind: ClassVar[str]
     modality: ClassVar[str]
+    #: What the backbone's model predicts: "classification" (a new head) or "transcription".
+    task: ClassVar[str] = "classification"
 
     def __init__(self, name: str) -> None:
         super().__init__()

