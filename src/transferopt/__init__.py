@@ -1,7 +1,7 @@
 """transferopt: optimal transfer learning without expert effort.
 
 Public API (heavy modules load lazily so `import transferopt` stays fast):
-`fit`, `optimize`, `load`, `list_models`, `list_strategies`, `FitConfig`.
+`fit`, `optimize`, `load`, `pretrained`, `list_models`, `list_strategies`, `FitConfig`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["FitConfig", "FitResult", "fit", "list_models", "list_strategies", "load", "optimize"]
+__all__ = ["FitConfig", "FitResult", "fit", "list_models", "list_strategies", "load", "optimize", "pretrained"]
 
 
 def fit(*args: Any, **kwargs: Any):
@@ -60,6 +60,13 @@ def load(run_dir):
     from .api import load as _load
 
     return _load(run_dir)
+
+
+def pretrained(model: str, task: str = "speech-recognition"):
+    """A pretrained model used as it is (the zero-shot baseline), e.g. `pretrained("whisper-base")`."""
+    from .api import pretrained as _pretrained
+
+    return _pretrained(model, task)
 
 
 def list_models() -> list[dict]:

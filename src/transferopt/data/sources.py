@@ -158,9 +158,9 @@ def read_class_folders(root: Path) -> RawData:
             else:
                 skipped.append(str(file))
         splits[split] = RawSplit(AudioInputs(paths) if modality == "audio" else ImageInputs(paths=paths), labels)
-    kind = "audio clips" if modality == "audio" else "images"
+    kind = "usable audio clips" if modality == "audio" else "readable images"
     if len(skipped) > MAX_SKIPPED_SHARE * len(files):
-        raise DataError(f"{root}: {len(skipped)} of {len(files)} files are not usable {kind}, e.g. {skipped[0]}")
+        raise DataError(f"{root}: {len(skipped)} of {len(files)} files are not {kind}, e.g. {skipped[0]}")
     if skipped:
         log.warning("skipped %d unusable file(s): %s", len(skipped), ", ".join(skipped[:5]))
     return RawData(modality=modality, splits=splits, skipped=skipped)

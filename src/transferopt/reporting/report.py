@@ -116,10 +116,7 @@ def decision_section(run: dict[str, Any], split: str) -> str:
         f"<b>{esc(config['model'])}</b> with <b>{esc(config['strategy'])}</b> <code>{esc(options)}</code>; "
         f"trained layer groups: {esc(groups)} ({metrics.get('trainable_params', 0):,} of "
         f"{metrics.get('total_params', 0):,} parameters).",
-        f"Validation {esc(metric)} {fmt(metrics['val'].get(metric))}"
-        + (f"; {split} accuracy {fmt(metrics[split]['accuracy'])}" if split != "val" else "")
-        + (f", AUC {fmt(metrics[split]['auc'])}" if "auc" in metrics[split] else "")
-        + f", macro-F1 {fmt(metrics[split]['macro_f1'])}.",
+        f"Validation {esc(metric)} {fmt(metrics['val'].get(metric))}; {headline(metrics[split], split)}.",
     ]
     if summary:
         for label, key in (("best linear probe", "best_linear_probe"), ("best full fine-tune", "best_full_fine_tune")):
@@ -134,9 +131,42 @@ def decision_section(run: dict[str, Any], split: str) -> str:
     return "<h2>Decision</h2><div class='decision'>" + "<br>".join(lines) + "</div>"
 
 
+def headline(figures: dict[str, Any], split: str) -> str:
+    """The split's main figures: error rates for transcription, else accuracy, AUC and macro-F1."""
+    if "wer" in figures:
+        return f"{split} WER {fmt(figures['wer'])}, CER {fmt(figures['cer'])} ({figures.get('n', 0)} utterances)"
+    auc = f", AUC {fmt(figures['auc'])}" if "auc" in figures else ""
+    return f"{split} accuracy {fmt(figures.get('accuracy'))}{auc}, macro-F1 {fmt(figures.get('macro_f1'))}"
+
+
+def transcription_data_section(data: dict[str, Any]) -> str:
+    counts = data.get("counts", {})
+    rows = [[esc(split), str(c.get("utterances", 0))] for split, c in counts.items()]
+    parts = [
+        "<h2>Data</h2>",
+        f"<p>{esc(data.get('source', ''))} — {esc(data.get('modality', ''))}, speech with transcripts.</p>",
+        table(["split", "utterances"], rows, left=1),
+    ]
+    return "\n".join(parts + skipped_and_notes(data))
+
+
+def skipped_and_notes(data: dict[str, Any]) -> list[str]:
+    parts = []
+    skipped = data.get("skipped") or []
+    if skipped:
+        shown = "".join(f"<li>{esc(str(item))}</li>" for item in skipped[:20])
+        more = f"<li>… and {len(skipped) - 20} more</li>" if len(skipped) > 20 else ""
+        parts.append(f"<p>Skipped {len(skipped)} unreadable or empty item(s):</p><ul>{shown}{more}</ul>")
+    for note in data.get("notes") or []:
+        parts.append(f"<p class='muted'>{esc(str(note))}</p>")
+    return parts
+
+
 def data_section(data: dict[str, Any]) -> str:
     if not data:
         return ""
+    if data.get("task") == "transcription":
+        return transcription_data_section(data)
     counts = data.get("counts", {})
     classes = data.get("classes", [])
     splits = list(counts)
@@ -150,14 +180,7 @@ def data_section(data: dict[str, Any]) -> str:
         f"training imbalance (largest / smallest class): {imbalance:.1f}×.</p>",
         table(["class", *splits], rows, left=1),
     ]
-    skipped = data.get("skipped") or []
-    if skipped:
-        shown = "".join(f"<li>{esc(str(item))}</li>" for item in skipped[:20])
-        more = f"<li>… and {len(skipped) - 20} more</li>" if len(skipped) > 20 else ""
-        parts.append(f"<p>Skipped {len(skipped)} unreadable or empty item(s):</p><ul>{shown}{more}</ul>")
-    for note in data.get("notes") or []:
-        parts.append(f"<p class='muted'>{esc(str(note))}</p>")
-    return "\n".join(parts)
+    return "\n".join(parts + skipped_and_notes(data))
 
 
 def ranking_section(summary: dict[str, Any]) -> str:
@@ -231,7 +254,20 @@ def curves_section(history: list[dict], metric: str) -> str:
     return "<h2>Training curves</h2>" + curves_svg(history, metric)
 
 
+def transcripts_section(figures: dict[str, Any], split: str) -> str:
+    """What the model heard next to what was said, for the first utterances of the split."""
+    rows = [[esc(e["reference"]), esc(e["transcript"])] for e in figures.get("examples") or []]
+    if not rows:
+        return ""
+    return (
+        f"<h2>Transcripts on the {split} split</h2><p class='muted'>The first {len(rows)} utterances; error rates "
+        "are measured after Whisper's English normalisation.</p>" + table(["said", "heard"], rows, left=2)
+    )
+
+
 def errors_section(metrics: dict[str, Any], split: str) -> str:
+    if "wer" in metrics[split]:
+        return transcripts_section(metrics[split], split)
     detail = metrics[split].get("detail")
     if not detail:
         return ""

@@ -38,11 +38,16 @@ class CandidateScores:
 
 
 def pool_any(state: State) -> torch.Tensor:
-    """Average an intermediate state to one vector per example (spatial mean, or masked token mean)."""
+    """Average an intermediate state to one vector per example (spatial mean, or masked token/frame mean)."""
     if "features" in state:
         return state["features"]
     if "hidden" in state:
-        mask = state["mask"].to(state["hidden"].dtype)[..., None]
+        # Text states carry a token mask; speech states the count of real (unpadded) positions.
+        if "valid" in state:
+            positions = torch.arange(state["hidden"].shape[1], device=state["hidden"].device)
+            mask = (positions[None, :] < state["valid"][:, None]).to(state["hidden"].dtype)[..., None]
+        else:
+            mask = state["mask"].to(state["hidden"].dtype)[..., None]
         return (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     x = state["x"]
     return x.mean(dim=(2, 3)) if x.dim() == 4 else x.mean(dim=1) if x.dim() == 3 else x

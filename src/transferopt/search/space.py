@@ -9,6 +9,8 @@ from ..strategies import STRATEGIES, ModelShape
 
 #: Strategies the optimizer searches; the pure probe is cheap and always tried first.
 SEARCHED_STRATEGIES = ("linear-probe", "partial", "lora", "lp-ft", "bitfit", "norm", "full")
+#: Transcription keeps the pretrained decoder: no new head to probe or to fit first.
+TRANSCRIPTION_STRATEGIES = ("partial", "lora", "bitfit", "norm", "full")
 
 
 @dataclass
@@ -20,12 +22,18 @@ class TrialPlan:
 
 
 def suggest_plan(
-    trial: Any, candidates: list[str], shapes: dict[str, ModelShape], max_epochs: int, modality: str = "image"
+    trial: Any,
+    candidates: list[str],
+    shapes: dict[str, ModelShape],
+    max_epochs: int,
+    modality: str = "image",
+    task: str = "classification",
 ) -> TrialPlan:
     """Sample one plan. Training knobs are relative to each strategy's defaults (lr scale), so one
     parameter means the same thing whatever strategy it comes with."""
     model = trial.suggest_categorical("model", candidates)
-    strategy = trial.suggest_categorical("strategy", list(SEARCHED_STRATEGIES))
+    choices = TRANSCRIPTION_STRATEGIES if task == "transcription" else SEARCHED_STRATEGIES
+    strategy = trial.suggest_categorical("strategy", list(choices))
     options = STRATEGIES.get(strategy).suggest(trial, shapes[model])
     overrides: dict[str, Any] = {}
     if STRATEGIES.get(strategy).trains:

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import FitConfig
 from ..data import TaskData, task_from_config
 from ..engine import FeatureCache, StopTraining
-from ..engine.metrics import score, signed
+from ..engine.metrics import LOWER_IS_BETTER, score, signed
 from ..errors import ConfigError, RunDirError
 from ..reporting.rundir import read_json, write_json
 from ..scoring import rank_candidates
@@ -102,6 +102,9 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
 
     base = settings.base_config()
     task = task_from_config(base)
+    if task.task == "transcription" and settings.metric not in LOWER_IS_BETTER:
+        settings.metric = "wer"  # the metric follows the task
+        base = base.replace(metric="wer")
     cache = FeatureCache()
 
     def save_state() -> None:
@@ -109,17 +112,19 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         write_json(state_path, state)
 
     if state["ranking"] is None:
-        ranked = rank_candidates(task, settings.candidates, base, cache=cache)
-        state["ranking"] = [c.to_dict() for c in ranked]
+        state["ranking"] = candidate_ranking(task, settings.candidates, base, cache)
         save_state()
     ranking = state["ranking"]
     kept = [c["model"] for c in ranking[: settings.keep_candidates]]
     if state.get("shapes") is None:
-        state["shapes"] = model_shapes(kept)
+        state["shapes"] = model_shapes(kept, task.task)
         save_state()
     shapes = {name: ModelShape(**shape) for name, shape in state["shapes"].items()}
 
-    openings = opening_trials(ranking, kept, settings.max_epochs)
+    if task.task == "transcription":
+        openings = transcription_openings(kept, state["shapes"], settings.max_epochs)
+    else:
+        openings = opening_trials(ranking, kept, settings.max_epochs)
     storage = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.create_study(
         storage=storage,
@@ -146,7 +151,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             log.info("stopping early: %s", reason)
             break
         trial = study.ask()
-        plan = suggest_plan(trial, kept, shapes, settings.max_epochs, task.modality)
+        plan = suggest_plan(trial, kept, shapes, settings.max_epochs, task.modality, task.task)
         earlier = finished_with_same_params(study, trial)
         if earlier is not None:
             # Training is seeded, so the same plan gives the same result: record it, spend nothing.
@@ -191,16 +196,40 @@ def settings_to_json(settings: OptimizeSettings) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.__dict__.items()}
 
 
-def model_shapes(names: list[str]) -> dict[str, dict[str, int]]:
-    """Each candidate's layer-group count and LoRA's smallest useful depth, for the search space."""
+def candidate_ranking(task: TaskData, candidates: list[str], base: FitConfig, cache: FeatureCache) -> list[dict]:
+    """Transferability scores need class labels; transcription candidates keep the order given."""
+    if task.task == "transcription":
+        return [{"model": m, "scores": {}, "best_depth": None, "depth_profile": [], "seconds": 0.0} for m in candidates]
+    return [c.to_dict() for c in rank_candidates(task, candidates, base, cache=cache)]
+
+
+def model_shapes(names: list[str], task: str = "classification") -> dict[str, dict[str, int]]:
+    """Each candidate's layer-group count and LoRA's smallest useful depth, for the search space (and for
+    transcribers, how many groups the decoder has)."""
     from ..models import resolve_backbone
     from ..strategies.lora import smallest_last_k
 
     shapes = {}
     for name in names:
-        backbone = resolve_backbone(name)
+        backbone = resolve_backbone(name, task=task)
         shapes[name] = {"num_groups": backbone.num_groups, "lora_min_k": smallest_last_k(backbone)}
+        if task == "transcription":
+            shapes[name]["decoder_groups"] = backbone.num_groups - len(backbone.cache_boundaries()) + 1
     return shapes
+
+
+def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], max_epochs: int) -> list[dict]:
+    """Cheapest first: the decoder's layers alone on the cached encoder output (its token embeddings, tied
+    to the output projection, stay as they are: a few utterances cannot re-learn a 50k vocabulary), then
+    LoRA on every attention block (the usual parameter-efficient recipe for Whisper), then everything."""
+    model = kept[0]
+    defaults = {"lr_scale": 1.0, "weight_decay": 0.01, "layer_decay": 1.0, "l2sp": 0.0, "epochs": max_epochs}
+    shape = shapes[model]
+    return [
+        {"model": model, "strategy": "partial", "partial.k": shape["decoder_groups"] - 1, **defaults},
+        {"model": model, "strategy": "lora", "lora.rank": 8, "lora.last_k": shape["num_groups"], **defaults},
+        {"model": model, "strategy": "full", **defaults},
+    ]
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..engine.metrics import signed
 from ..reporting.rundir import write_json
 from .budget import Budget
 
@@ -28,7 +29,8 @@ def leaderboard(study, metric: str) -> list[dict[str, Any]]:
                 "options": attrs["config"]["strategy_options"],
                 "lr": attrs["config"]["lr"],
                 "epochs": attrs["config"]["epochs"],
-                f"val_{metric}": trial.value if trial.value is not None else attrs["val"].get(metric),
+                # As measured (an error rate stays positive); the sort below puts the best first.
+                f"val_{metric}": attrs["val"].get(metric, trial.value),
                 "val": attrs["val"],
                 "test": attrs.get("test"),
                 "trained_groups": attrs["trained_groups"],
@@ -37,7 +39,7 @@ def leaderboard(study, metric: str) -> list[dict[str, Any]]:
             }
         )
     key = f"val_{metric}"
-    return sorted(rows, key=lambda r: (r["state"] != "complete", -(r[key] or 0.0)))
+    return sorted(rows, key=lambda r: (r["state"] != "complete", -signed(metric, r[key] or 0.0)))
 
 
 def best_of(rows: list[dict], strategy: str) -> dict | None:
@@ -99,6 +101,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
     ]
     for c in summary["ranking"]:
         s = c["scores"]
+        if not s:  # transcription: no transferability score applies
+            lines.append(f"| {c['model']} | — | — | — | — | — |")
+            continue
         leep = s.get("leep", s.get("nleep", float("nan")))
         lines.append(
             f"| {c['model']} | {s['logme']:.4f} | {leep:.4f} | {s['knn_loo']:.4f} | {s['linear_cv']:.4f} | "

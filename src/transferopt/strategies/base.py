@@ -22,6 +22,8 @@ class ModelShape:
     num_groups: int
     #: Smallest `last_k` whose groups hold a module LoRA can adapt (EfficientNet's last group has none).
     lora_min_k: int = 1
+    #: Layer groups of a transcriber's decoder (its last groups); 0 for classifiers.
+    decoder_groups: int = 0
 
 
 @dataclasses.dataclass

@@ -1,0 +1,41 @@
+"""The optimizer on speech: transcription searches only decoder-keeping strategies and reports error
+rates; audio classification ranks speech encoders like any other candidates."""
+
+from __future__ import annotations
+
+import json
+
+import transferopt
+
+
+def test_optimize_transcription_follows_the_task(tmp_path, spoken_dir):
+    out = tmp_path / "opt"
+    summary = transferopt.optimize(str(spoken_dir), ["tiny-whisper-asr"], out=out, budget="60s", max_trials=4)
+    assert summary["metric"] == "wer"
+    strategies = [r["strategy"] for r in summary["leaderboard"]]
+    assert strategies and not {"linear-probe", "lp-ft"} & set(strategies)
+    # The first opening trains the decoder's layers on the cached encoder output.
+    first = min(summary["leaderboard"], key=lambda r: r["trial"])
+    assert first["strategy"] == "partial" and first["trained_groups"] == ["decoder.layer.0", "decoder.layer.1"]
+    wers = [r["val_wer"] for r in summary["leaderboard"] if r["state"] == "complete"]
+    assert wers == sorted(wers)  # best (lowest error) first
+    assert summary["ranking"][0]["scores"] == {}
+    assert "| tiny-whisper-asr | — |" in (out / "summary.md").read_text()
+    report = (out / "report.html").read_text()
+    assert "Transcripts on the test split" in report and "utterances" in report
+    loaded = transferopt.load(out)
+    assert loaded.evaluate(str(spoken_dir))["n"] == 3
+
+
+def test_optimize_audio_classification_ranks_speech_encoders(tmp_path, tones_dir):
+    out = tmp_path / "opt"
+    summary = transferopt.optimize(str(tones_dir), ["tiny-whisper", "tiny-hubert"], out=out, budget="60s", max_trials=4)
+    assert summary["metric"] == "accuracy"
+    assert {c["model"] for c in summary["ranking"]} == {"tiny-whisper", "tiny-hubert"}
+    assert all("logme" in c["scores"] for c in summary["ranking"])
+    assert [entry["group"] for entry in summary["ranking"][0]["depth_profile"]] == [
+        "feature_encoder",
+        "layer.0",
+        "layer.1",
+    ]
+    assert json.loads((out / "summary.json").read_text())["winner"]["model"] in {"tiny-whisper", "tiny-hubert"}
