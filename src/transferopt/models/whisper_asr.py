@@ -13,6 +13,7 @@ sequence loss itself; strategies that fit a new head first (linear probe, LP-FT)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ from .hf_audio import HFAudioBackbone
 
 #: Tokens generated per utterance at most: a 30-second clip of fast speech is about 100 words.
 MAX_NEW_TOKENS = 160
+#: Per second of real (unpadded) audio: fast speech is about 4 words, 5-6 tokens, a second. Capping the
+#: length by the clip's duration and refusing repeated 4-grams stop greedy decoding's loops ("the the the
+#: ..."), which appear as a decoder adapts to few utterances and can push one clip's WER far above 1.
+#: Zero-shot and adapted models decode the same way, so comparisons stay fair.
+TOKENS_PER_SECOND = 8
+NO_REPEAT_NGRAM = 4
+#: Whisper encoder positions per second (each covers 20 ms).
+POSITIONS_PER_SECOND = 50
 
 
 class WhisperTranscriber(Backbone):
@@ -146,11 +155,14 @@ class SpeechToTextModel(nn.Module):
 
         backbone = self.backbone
         encoded = backbone.encode(state, start)
+        seconds = float(state["valid"].max()) / POSITIONS_PER_SECOND
+        # The prompt (start, language, task, no-timestamps) takes 4 of the decoder's positions.
+        limit = min(MAX_NEW_TOKENS, backbone.net.config.max_target_positions - 4)
         ids = backbone.net.generate(
             encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
             language="en",
             task="transcribe",
-            # The prompt (start, language, task, no-timestamps) takes 4 of the decoder's positions.
-            max_new_tokens=min(MAX_NEW_TOKENS, backbone.net.config.max_target_positions - 4),
+            max_new_tokens=min(limit, 10 + math.ceil(seconds * TOKENS_PER_SECOND)),
+            no_repeat_ngram_size=NO_REPEAT_NGRAM,
         )
         return [t.strip() for t in backbone.processor.batch_decode(ids, skip_special_tokens=True)]

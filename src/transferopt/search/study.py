@@ -105,6 +105,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     if task.task == "transcription" and settings.metric not in LOWER_IS_BETTER:
         settings.metric = "wer"  # the metric follows the task
         base = base.replace(metric="wer")
+        state["settings"]["metric"] = "wer"
     cache = FeatureCache()
 
     def save_state() -> None:
