@@ -107,3 +107,23 @@ def test_a_missing_data_set_stops_the_suite_before_any_run(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip() == f"error: data set 'colours' not found at {tmp_path / 'nowhere'} (check --data-root)"
     assert not (tmp_path / "out" / "records").exists() or not any((tmp_path / "out" / "records").iterdir())
+
+
+def test_bench_handles_speech_recognition(tmp_path, spoken_dir, plugins):
+    suite = write_suite(
+        tmp_path / "speech.yaml",
+        spoken_dir,
+        systems=["transferopt", "naive-fine-tune", "linear-probe"],
+        baselines={"naive-fine-tune": {"audio": {"epochs": 1}}},
+        datasets=[
+            {"name": "spoken", "data": str(spoken_dir), "models": ["tiny-whisper-asr"], "metric": "wer", "shots": [4]}
+        ],  # fmt: skip
+    )
+    out = tmp_path / "results" / "speech"
+    result = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    by_system = {r["system"]: r for r in (json.loads(p.read_text()) for p in (out / "records").glob("*.json"))}
+    assert "wer" in by_system["transferopt"]["metrics"] and "wer" in by_system["naive-fine-tune"]["metrics"]
+    assert "fits a new classification head" in by_system["linear-probe"]["error"]
+    table = (tmp_path / "results" / "speech.md").read_text()
+    assert "wer" in table and "| 4 | naive-fine-tune |" in table
