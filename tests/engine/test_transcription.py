@@ -94,3 +94,16 @@ def test_zero_shot_predict_and_evaluate_from_the_command_line(spoken_dir):
     assert both.exit_code != 0 and "give a run directory or --model NAME (not both)" in both.output
     wrong = runner.invoke(app, ["predict", "--model", MODEL, "--task", "audio-classification", clip])
     assert wrong.exit_code != 0 and "--task 'audio-classification'" in wrong.output
+
+
+def test_decoding_is_capped_by_the_clip_duration_and_never_repeats_a_4gram(spoken_dir):
+    # A random decoder loops; the cap (10 + 8 tokens per second of real audio) and the 4-gram ban bound it.
+    model = transferopt.pretrained(MODEL)
+    backbone = model.model.backbone
+    clip = spoken_dir / "wav" / "test0.wav"
+    text = model.transcribe([str(clip)])[0]
+    ids = backbone.processor.tokenizer(text, add_special_tokens=False).input_ids
+    seconds = transferopt.data.AudioInputs([clip]).longest_seconds()
+    assert len(ids) <= 10 + 8 * seconds + 2  # re-tokenising decoded text may merge or split a token
+    grams = [tuple(ids[i : i + 4]) for i in range(len(ids) - 3)]
+    assert len(grams) == len(set(grams))
