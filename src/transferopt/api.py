@@ -84,7 +84,7 @@ class FitResult:
         if self.transcribes or task.task == "transcription":
             if self.transcribes != (task.task == "transcription"):
                 raise DataError(f"{task.source} is a {task.task} task but this model does {self.model.backbone.task}")
-            return transcription_metrics(self._transcriptions(chosen), chosen.transcripts)
+            return scored_transcripts(self._transcriptions(chosen), chosen.transcripts)
         labels = remap_labels(chosen.labels, task.classes, self.classes, task.source)
         probs = self._probabilities(chosen)
         return classification_metrics(probs, labels, self.classes)
@@ -295,16 +295,18 @@ def new_model(backbone, task: TaskData):
 EXAMPLE_TRANSCRIPTS = 10
 
 
+def scored_transcripts(heard: list[str], references: list[str]) -> dict[str, Any]:
+    """WER/CER plus the first few (reference, transcript) pairs."""
+    metrics = transcription_metrics(heard, references)
+    pairs = zip(references[:EXAMPLE_TRANSCRIPTS], heard[:EXAMPLE_TRANSCRIPTS], strict=True)
+    metrics["examples"] = [{"reference": r, "transcript": h} for r, h in pairs]
+    return metrics
+
+
 def split_metrics(transfer: Transfer, task: TaskData, name: str, prefix: int) -> dict[str, Any]:
     split = task.split(name)
     if task.task == "transcription":
-        heard = transfer.transcriptions(split, prefix, name)
-        metrics = transcription_metrics(heard, split.transcripts)
-        metrics["examples"] = [
-            {"reference": r, "transcript": h}
-            for r, h in list(zip(split.transcripts, heard, strict=True))[:EXAMPLE_TRANSCRIPTS]
-        ]
-        return metrics
+        return scored_transcripts(transfer.transcriptions(split, prefix, name), split.transcripts)
     return classification_metrics(transfer.probabilities(split, prefix, name), split.labels, task.classes, detail=True)
 
 

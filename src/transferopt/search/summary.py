@@ -49,7 +49,10 @@ def best_of(rows: list[dict], strategy: str) -> dict | None:
 def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> dict[str, Any]:
     metric = settings.metric
     rows = leaderboard(study, metric)
-    winner = next((r for r in rows if r["trial"] == (state.get("best") or {}).get("trial")), None)
+    best = state.get("best") or {}
+    winner = next((r for r in rows if r["trial"] == best.get("trial")), None)
+    if winner is not None and best.get("test"):
+        winner["test"] = best["test"]  # scored after the search (transcription)
     summary = {
         "data": settings.data,
         "metric": metric,
