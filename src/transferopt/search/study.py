@@ -243,13 +243,18 @@ def model_shapes(names: list[str], task: str = "classification") -> dict[str, di
 def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], max_epochs: int) -> list[dict]:
     """Cheapest first: the decoder's layers alone on the cached encoder output (its token embeddings, tied
     to the output projection, stay as they are: a few utterances cannot re-learn a 50k vocabulary), then
-    LoRA on every attention block (the usual parameter-efficient recipe for Whisper), then everything."""
+    LoRA on the decoder and the upper half of the encoder, where an accent's sounds are told apart (the
+    lower half stays frozen and cached, so an epoch runs half the encoder: measured with whisper-base on
+    100 utterances, the decoder opening alone spent the whole 20-minute budget, about 2 minutes an epoch
+    with validation decoding), then everything."""
     model = kept[0]
     defaults = {"lr_scale": 1.0, "weight_decay": 0.01, "layer_decay": 1.0, "l2sp": 0.0, "epochs": max_epochs}
     shape = shapes[model]
+    decoder = shape["decoder_groups"]
+    encoder_half = (shape["num_groups"] - decoder) // 2
     return [
-        {"model": model, "strategy": "partial", "partial.k": shape["decoder_groups"] - 1, **defaults},
-        {"model": model, "strategy": "lora", "lora.rank": 8, "lora.last_k": shape["num_groups"], **defaults},
+        {"model": model, "strategy": "partial", "partial.k": decoder - 1, **defaults},
+        {"model": model, "strategy": "lora", "lora.rank": 8, "lora.last_k": decoder + encoder_half, **defaults},
         {"model": model, "strategy": "full", **defaults},
     ]
 
