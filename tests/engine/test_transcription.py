@@ -107,3 +107,8 @@ def test_decoding_is_capped_by_the_clip_duration_and_never_repeats_a_4gram(spoke
     assert len(ids) <= 10 + 8 * seconds + 2  # re-tokenising decoded text may merge or split a token
     grams = [tuple(ids[i : i + 4]) for i in range(len(ids) - 3)]
     assert len(grams) == len(set(grams))
+
+
+def test_rank_explains_that_transcription_has_no_transferability_score(spoken_dir):
+    result = CliRunner().invoke(app, ["rank", "--data", str(spoken_dir), "--candidates", MODEL])
+    assert result.exit_code != 0 and "transferability scores need class labels" in result.output

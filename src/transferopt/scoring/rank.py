@@ -145,6 +145,8 @@ def rank_candidates(
     profile_depth: bool = True,
 ) -> list[CandidateScores]:
     """Score every candidate and sort best first by `key`."""
+    if task.task == "transcription":
+        raise ConfigError(f"{task.source}: transferability scores need class labels; this is a transcription task")
     cache = cache or FeatureCache()
     scored = [score_candidate(name, task, config, cache, profile_depth) for name in candidates]
     available = sorted({k for c in scored for k in c.scores})
