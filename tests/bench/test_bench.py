@@ -127,3 +127,18 @@ def test_bench_handles_speech_recognition(tmp_path, spoken_dir, plugins):
     assert "fits a new classification head" in by_system["linear-probe"]["error"]
     table = (tmp_path / "results" / "speech.md").read_text()
     assert "wer" in table and "| 4 | naive-fine-tune |" in table
+
+
+def test_a_data_set_can_list_its_own_systems(tmp_path, colour_folder):
+    from transferopt.bench.runner import jobs
+
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        colour_folder,
+        datasets=[
+            {"name": "a", "data": str(colour_folder), "models": ["tiny-effnet"], "systems": ["linear-probe"]},
+            {"name": "b", "data": str(colour_folder), "models": ["tiny-effnet"]},
+        ],
+    )
+    planned = {(j["dataset"], j["system"]) for j in jobs(load_suite(suite), Path("."), seeds=1)}
+    assert planned == {("a", "linear-probe")} | {("b", s) for s in load_suite(suite).systems}

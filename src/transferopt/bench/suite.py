@@ -20,6 +20,8 @@ class DatasetSpec:
     metric: str = "accuracy"
     report_split: str = "test"
     shots: list[int | None] = field(default_factory=lambda: [None])  # None: all the training data
+    #: The systems run on this data set (default: the suite's); e.g. a text-only peer on text data only.
+    systems: list[str] | None = None
 
     def resolve(self, root: Path) -> str:
         if self.data.startswith("builtin:") or Path(self.data).is_absolute():
@@ -68,7 +70,7 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
         shots = [parse_shots(s, where) for s in item.get("shots", ["full"])]
         models = item["models"] if isinstance(item["models"], list) else [item["models"]]
-        known = {"name", "data", "models", "metric", "report_split", "shots"}
+        known = {"name", "data", "models", "metric", "report_split", "shots", "systems"}
         if unknown := sorted(set(item) - known):
             raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
         datasets.append(
@@ -79,6 +81,7 @@ def load_suite(path: str | Path) -> Suite:
                 metric=item.get("metric", "accuracy"),
                 report_split=item.get("report_split", "test"),
                 shots=shots,
+                systems=[str(s) for s in item["systems"]] if "systems" in item else None,
             )
         )
     peers_dir = raw.get("peers_dir")
