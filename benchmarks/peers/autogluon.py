@@ -8,7 +8,6 @@ adapter fails with the reason.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,6 @@ REASON = (
     "(1.6.3: torch<2.14, torchvision<0.29, transformers<5.15, timm<1.0.7); "
     "`python3.11 benchmarks/peers/setup_peers.py autogluon --force` installs it outside its pins (see README.md)"
 )
-
-
-def _helpers():
-    # Adapters are loaded by file path, not as a package: load the shared module the same way.
-    path = Path(__file__).with_name("_peer.py")
-    spec = importlib.util.spec_from_file_location("transferopt_peer_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def timm_checkpoint(peer, name: str, folder: Path) -> str:
@@ -50,7 +40,8 @@ def export(peer, split, modality: str, prefix: str, workdir: Path) -> dict[str, 
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
-    peer = _helpers()
+    import _peer as peer  # a sibling module: transferopt's peer loader puts this folder on sys.path
+
     venv = peer.VENVS_DIR / "autogluon"
     if not (venv / ".forced").is_file():
         raise RuntimeError(REASON)

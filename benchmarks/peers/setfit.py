@@ -9,22 +9,13 @@ record states them under `peer.settings`.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 
-def _helpers():
-    # Adapters are loaded by file path, not as a package: load the shared module the same way.
-    path = Path(__file__).with_name("_peer.py")
-    spec = importlib.util.spec_from_file_location("transferopt_peer_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(job: dict[str, Any]) -> dict[str, Any]:
-    peer = _helpers()
+    import _peer as peer  # a sibling module: transferopt's peer loader puts this folder on sys.path
+
     if skipped := peer.not_applicable(job, "setfit", "text"):
         return skipped
     peer.peer_python("setfit")  # fail fast, before loading data, when the venv is missing

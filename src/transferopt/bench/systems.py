@@ -8,6 +8,7 @@ that define `run(job) -> dict` the same way, so adding one is one file.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,10 @@ def find_system(name: str, peers_dir: str | Path | None):
     path = Path(peers_dir or ".") / f"{name.replace('-', '_')}.py"
     if not path.is_file():
         raise ConfigError(f"unknown system {name!r}: not built in ({', '.join(BUILTIN)}) and no adapter {path}")
+    # Adapters may share helpers as sibling modules (`import _peer`): their folder joins the import path
+    # of this worker process, which runs this one job only.
+    if str(path.parent.resolve()) not in sys.path:
+        sys.path.insert(0, str(path.parent.resolve()))
     spec = importlib.util.spec_from_file_location(f"transferopt_peer_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
