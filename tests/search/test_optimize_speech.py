@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import transferopt
 
 
@@ -14,9 +16,12 @@ def test_optimize_transcription_follows_the_task(tmp_path, spoken_dir):
     assert summary["metric"] == "wer"
     strategies = [r["strategy"] for r in summary["leaderboard"]]
     assert strategies and not {"linear-probe", "lp-ft"} & set(strategies)
-    # The first opening trains the decoder's layers on the cached encoder output.
-    first = min(summary["leaderboard"], key=lambda r: r["trial"])
-    assert first["strategy"] == "partial" and first["trained_groups"] == ["decoder.layer.0", "decoder.layer.1"]
+    # The openings: everything at the speech fine-tuning rate, LoRA, then the decoder's layers alone.
+    opened = {r["trial"]: r for r in summary["leaderboard"]}
+    assert opened[0]["strategy"] == "full" and opened[0]["lr"] == pytest.approx(1e-5)
+    assert opened[1]["strategy"] == "lora"
+    assert opened[2]["strategy"] == "partial"
+    assert opened[2]["trained_groups"] == ["decoder.layer.0", "decoder.layer.1"]
     wers = [r["val_wer"] for r in summary["leaderboard"] if r["state"] == "complete"]
     assert wers == sorted(wers)  # best (lowest error) first
     assert summary["ranking"][0]["scores"] == {}
