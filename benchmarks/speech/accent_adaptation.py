@@ -182,11 +182,14 @@ def write_table() -> None:
     adapted = [r for r in records if r["phase"] == "transcribe"]
     if adapted:
         sets = [f"{a}_{c}" for a in ACCENTS for c in CONDITIONS]
-        lines += ["## Adapted on Scottish (noisy) training utterances: test WER", "",
+        lines += ["## Adapted on Scottish (noisy) training utterances: test WER (change relative to zero-shot)", "",
                   "| system | strategy | utterances | " + " | ".join(sets) + " | fit s | trainable params |",
                   "|---" * (5 + len(sets)) + "|"]  # fmt: skip
+        zero_wer = {r["set"]: r["metrics"]["wer"] for r in zero}
         for r in adapted:
-            wers = " | ".join(f"{r['tests'][s]['wer']:.3f}" for s in sets)
+            wers = " | ".join(
+                f"{r['tests'][s]['wer']:.3f}{relative(r['tests'][s]['wer'], zero_wer.get(s))}" for s in sets
+            )
             lines.append(f"| {r['system']} | {r['strategy']} | {r['utterances']} | {wers} | {r['fit_seconds']:.0f} | "
                          f"{r['trainable_params']:,} |")  # fmt: skip
         lines.append("")
@@ -200,6 +203,10 @@ def write_table() -> None:
                          f"{r['seconds']:.0f} | {r['trainable_params']:,} |")  # fmt: skip
         lines.append("")
     TABLE.write_text("\n".join(lines))
+
+
+def relative(value: float, reference: float | None) -> str:
+    return f" ({(value - reference) / reference:+.0%})" if reference else ""
 
 
 def main() -> None:
