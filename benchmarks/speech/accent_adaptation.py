@@ -205,7 +205,35 @@ def write_table() -> None:
             lines.append(f"| {r.get('condition', 'noisy')} | {r['system']} | {r['strategy']} | {r['shots']} | "
                          f"{r['test']['accuracy']:.3f} | {r['seconds']:.0f} | {r['trainable_params']:,} |")  # fmt: skip
         lines.append("")
+    if adapted:
+        lines += ["![test WER per test set](speech_wer.png)", ""]
     TABLE.write_text("\n".join(lines))
+    write_plot(records)
+
+
+def write_plot(records: list[dict]) -> None:
+    """Test WER per test set for zero-shot and each adapted system (PNG and SVG beside the table)."""
+    from transferopt.reporting.plots import pyplot
+
+    zero = {r["set"]: r["metrics"]["wer"] for r in records if r["phase"] == "zero-shot"}
+    adapted = [r for r in records if r["phase"] == "transcribe"]
+    if not zero or not adapted:
+        return
+    sets = [f"{a}_{c}" for a in ACCENTS for c in CONDITIONS]
+    series = [("zero-shot", [zero.get(s, float("nan")) for s in sets])]
+    series += [(r["system"], [r["tests"][s]["wer"] for s in sets]) for r in adapted]
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series):
+        axis.bar([x + i * width for x in range(len(sets))], values, width, label=label)
+    axis.set_xticks([x + 0.4 - width / 2 for x in range(len(sets))], [s.replace("_", "\n") for s in sets])
+    axis.set(ylabel="test WER (lower is better)", title="whisper-base adapted on 100 Scottish (noisy) utterances")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    for suffix in (".png", ".svg"):
+        figure.savefig(TABLE.with_name(f"speech_wer{suffix}"), dpi=100)
+    plt.close(figure)
 
 
 def relative(value: float, reference: float | None) -> str:
