@@ -81,9 +81,9 @@ class FitResult:
                 f"{task.source} holds {task.modality} data but this model takes {self.model.backbone.modality} input"
             )
         chosen = task.split(split)
-        if self.transcribes or task.task == "transcription":
-            if self.transcribes != (task.task == "transcription"):
-                raise DataError(f"{task.source} is a {task.task} task but this model does {self.model.backbone.task}")
+        if self.transcribes != (task.task == "transcription"):
+            raise DataError(f"{task.source} is a {task.task} task but this model does {self.model.backbone.task}")
+        if self.transcribes:
             return scored_transcripts(self._transcriptions(chosen), chosen.transcripts)
         labels = remap_labels(chosen.labels, task.classes, self.classes, task.source)
         probs = self._probabilities(chosen)

@@ -259,13 +259,14 @@ def row_reference(path: Path, index: int) -> str:
 def read_tables(
     tables: dict[str, Path], text_col: str | None, label_col: str | None, audio_col: str | None = None
 ) -> RawData:
-    audio = find_audio_column(read_table(tables["train"]), tables["train"], audio_col)
+    frames = {split: read_table(path) for split, path in tables.items()}
+    audio = find_audio_column(frames["train"], tables["train"], audio_col)
     if audio is not None:
-        return read_audio_tables(tables, audio, text_col, label_col)
+        return read_audio_tables(tables, frames, audio, text_col, label_col)
     splits, skipped = {}, []
     columns: tuple[str, str] | None = None
     for split, path in tables.items():
-        frame = read_table(path)
+        frame = frames[split]
         if frame.empty:
             raise DataError(f"table {path} has no rows")
         columns = columns or choose_columns(frame, path, text_col, label_col)
@@ -308,13 +309,14 @@ def looks_like_audio_paths(column) -> bool:
     return bool(cells) and sum(c.endswith(AUDIO_SUFFIXES) for c in cells) * 2 > len(cells)
 
 
-def read_audio_tables(tables: dict[str, Path], audio: str, text_col: str | None, label_col: str | None) -> RawData:
+def read_audio_tables(
+    tables: dict[str, Path], frames: dict, audio: str, text_col: str | None, label_col: str | None
+) -> RawData:
     """Audio paths (relative to the table's folder) with a class label or a transcript per clip."""
-    first = read_table(tables["train"])
-    target, task = choose_audio_target(first, tables["train"], audio, text_col, label_col)
+    target, task = choose_audio_target(frames["train"], tables["train"], audio, text_col, label_col)
     splits, skipped, total = {}, [], 0
     for split, path in tables.items():
-        frame = read_table(path)
+        frame = frames[split]
         for column in (audio, target):
             if column not in frame.columns:
                 raise DataError(f"table {path} has no column {column!r}; columns: {', '.join(frame.columns)}")

@@ -85,7 +85,7 @@ LOWER_IS_BETTER = ("wer", "cer")
 def score(metrics: dict, name: str) -> float:
     """The validation score to maximise; AUC falls back to accuracy when undefined; error rates negated."""
     if name in LOWER_IS_BETTER:
-        return -float(metrics[name])
+        return signed(name, metrics[name])
     return float(metrics.get(name, metrics["accuracy"]))
 
 

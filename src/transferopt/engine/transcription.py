@@ -10,9 +10,6 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-#: Error rates are better when lower; the search maximises, so these are negated in `score`.
-TRANSCRIPTION_METRICS = ("wer", "cer")
-
 
 @lru_cache(maxsize=1)
 def english_normalizer():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -205,24 +206,19 @@ def build_hf_text(
     pretrained: bool,
     pooling: str = "mean",
     normalize: bool = False,
-    config_dir: str | None = None,
 ) -> Backbone:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from .hf_text import HFTextBackbone
 
-    source = config_dir or repo
     quiet_transformers()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        config = AutoConfig.from_pretrained(source)
+    with loading(name, repo):
+        tokenizer = AutoTokenizer.from_pretrained(repo)
+        config = AutoConfig.from_pretrained(repo)
         # BERT's pooler is not used by mean/CLS pooling here; leaving it out keeps "full" honest
         # about which parameters train.
         extra = {"add_pooling_layer": False} if config.model_type == "bert" else {}
         net = AutoModel.from_pretrained(repo, **extra) if pretrained else AutoModel.from_config(config, **extra)
-    except (OSError, ValueError) as exc:
-        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
-        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
     net.eval()
     return HFTextBackbone(name, net, tokenizer, pooling=pooling, normalize=normalize)
 
@@ -232,11 +228,8 @@ def build_hf(repo: str, name: str, pretrained: bool) -> Backbone:
     from transformers import AutoConfig
 
     quiet_transformers()
-    try:
+    with loading(name, repo):
         model_type = AutoConfig.from_pretrained(repo).model_type
-    except (OSError, ValueError) as exc:
-        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
-        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
     if model_type in AUDIO_MODEL_TYPES:
         return build_hf_audio(repo, name, pretrained)
     return build_hf_text(repo, name, pretrained)
@@ -248,7 +241,7 @@ def build_hf_audio(repo: str, name: str, pretrained: bool, clip_seconds: float =
     from .hf_audio import HFAudioBackbone
 
     quiet_transformers()
-    try:
+    with loading(name, repo):
         config = AutoConfig.from_pretrained(repo)
         extractor = AutoFeatureExtractor.from_pretrained(repo)
         if config.model_type == "whisper":
@@ -258,11 +251,18 @@ def build_hf_audio(repo: str, name: str, pretrained: bool, clip_seconds: float =
             net = WhisperModel.from_pretrained(repo).get_encoder() if pretrained else WhisperEncoder(config)
         else:
             net = AutoModel.from_pretrained(repo) if pretrained else AutoModel.from_config(config)
+    net.eval()
+    return HFAudioBackbone(name, net, extractor, clip_seconds=clip_seconds)
+
+
+@contextlib.contextmanager
+def loading(name: str, repo: str):
+    """transformers' many load failures (missing files, no hub, unreadable config) as one clear ModelError."""
+    try:
+        yield
     except (OSError, ValueError) as exc:
         hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
         raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
-    net.eval()
-    return HFAudioBackbone(name, net, extractor, clip_seconds=clip_seconds)
 
 
 def quiet_transformers() -> None:
@@ -301,25 +301,22 @@ def resolve_transcriber(name: str, pretrained: bool) -> Backbone:
     raise ModelError(f"model {name} cannot transcribe speech; use whisper-base or hf/<Whisper repo-or-dir>")
 
 
-def build_hf_whisper(repo: str, name: str, pretrained: bool, config_dir: str | None = None) -> Backbone:
+def build_hf_whisper(repo: str, name: str, pretrained: bool) -> Backbone:
     from transformers import AutoConfig, GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
     from .whisper_asr import WhisperTranscriber
 
     quiet_transformers()
-    try:
-        config = AutoConfig.from_pretrained(config_dir or repo)
+    with loading(name, repo):
+        config = AutoConfig.from_pretrained(repo)
         if config.model_type != "whisper":
             raise ModelError(f"model {name} is a {config.model_type} model; transcription needs a Whisper model")
-        processor = WhisperProcessor.from_pretrained(config_dir or repo)
+        processor = WhisperProcessor.from_pretrained(repo)
         if pretrained:
             net = WhisperForConditionalGeneration.from_pretrained(repo)
         else:
             net = WhisperForConditionalGeneration(config)
-            net.generation_config = GenerationConfig.from_pretrained(config_dir or repo)
-    except (OSError, ValueError) as exc:
-        hint = " (HF_HUB_OFFLINE is set and it is not cached)" if offline() and not Path(repo).exists() else ""
-        raise ModelError(f"cannot load model {name}{hint}: {str(exc).splitlines()[0]}") from None
+            net.generation_config = GenerationConfig.from_pretrained(repo)
     net.eval()
     return WhisperTranscriber(name, net, processor)
 
@@ -344,12 +341,11 @@ def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
             pretrained=False,
             pooling=spec["pooling"],
             normalize=spec["normalize"],
-            config_dir=str(directory),
         )
         backbone.set_max_length(spec["max_length"])
         return backbone
     if spec["kind"] == "whisper-asr":
-        backbone = build_hf_whisper(str(directory), spec["name"], pretrained=False, config_dir=str(directory))
+        backbone = build_hf_whisper(str(directory), spec["name"], pretrained=False)
         backbone.fit_clip_length(spec["clip_seconds"], 0.0)
         return backbone
     if spec["kind"] == "hf-audio":

@@ -236,7 +236,7 @@ def model_shapes(names: list[str], task: str = "classification") -> dict[str, di
         backbone = resolve_backbone(name, task=task)
         shapes[name] = {"num_groups": backbone.num_groups, "lora_min_k": smallest_last_k(backbone)}
         if task == "transcription":
-            shapes[name]["decoder_groups"] = backbone.num_groups - len(backbone.cache_boundaries()) + 1
+            shapes[name]["decoder_groups"] = backbone.num_groups - backbone.encoder_groups
     return shapes
 
 
