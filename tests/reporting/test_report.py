@@ -126,6 +126,13 @@ def test_fit_command_in_the_report_reproduces_the_configuration():
     assert "--epochs" not in command  # defaults are left out
 
 
+def test_fit_command_keeps_the_audio_settings():
+    config = transferopt.FitConfig(data="d", model="m", audio_seconds=2.5, audio_col="clip", metric="wer").to_dict()
+    command = fit_command(config)
+    for flag in ("--audio-seconds 2.5", "--audio-col clip", "--metric wer"):
+        assert flag in command
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

@@ -43,7 +43,7 @@ def fit(
         None, "--audio-seconds", help="clip length for speech models (default: longest training clip)"
     ),
     class_weight: str = typer.Option("auto", "--class-weight", help="auto | balanced | none"),
-    metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
+    metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc | wer | cer"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="temperature scaling on validation"),
     pretrained: bool = typer.Option(True, "--pretrained/--scratch", help="--scratch: random initial weights"),
     text_col: str = typer.Option(None, "--text-col", help="table column of texts (audio tables: transcripts)"),

@@ -357,8 +357,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
 # FitConfig fields the `fit` command takes as flags (others keep their defaults in every run it makes).
 FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
-    "augment", "image_size", "max_length", "class_weight", "metric", "calibrate", "text_col", "label_col",
-    "pretrained",
+    "augment", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
+    "label_col", "audio_col", "pretrained",
 )  # fmt: skip
 
 
