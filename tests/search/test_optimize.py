@@ -16,6 +16,7 @@ import pytest
 import transferopt
 from transferopt.errors import ConfigError, RunDirError
 from transferopt.search import OptimizeSettings, optimize, parse_budget
+from transferopt.search.space import BATCH_SIZES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +53,7 @@ def test_search_within_budget_saves_a_loadable_winner(tmp_path, colour_folder):
     # The probe of every kept candidate ran first (cheap cached strategies first).
     first = sorted(rows, key=lambda r: r["trial"])[:2]
     assert [r["strategy"] for r in first] == ["linear-probe", "linear-probe"]
+    assert {r["batch_size"] for r in rows} <= set(BATCH_SIZES)
     winner = summary["winner"]
     assert (
         winner["trial"] == max((r for r in rows if r["state"] == "complete"), key=lambda r: r["val_accuracy"])["trial"]

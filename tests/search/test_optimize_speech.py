@@ -16,8 +16,10 @@ def test_optimize_transcription_follows_the_task(tmp_path, spoken_dir):
     assert summary["metric"] == "wer"
     strategies = [r["strategy"] for r in summary["leaderboard"]]
     assert strategies and not {"linear-probe", "lp-ft"} & set(strategies)
-    # The openings: everything at the speech fine-tuning rate, LoRA, then the decoder's layers alone.
+    # The openings: everything at the speech fine-tuning rate, LoRA, then the decoder's layers alone,
+    # all in small batches (a few utterances make few steps an epoch at fit's default of 32).
     opened = {r["trial"]: r for r in summary["leaderboard"]}
+    assert [opened[t]["batch_size"] for t in range(3)] == [8, 8, 8]
     assert opened[0]["strategy"] == "full" and opened[0]["lr"] == pytest.approx(1e-5)
     assert opened[1]["strategy"] == "lora"
     assert opened[2]["strategy"] == "partial"

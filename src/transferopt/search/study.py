@@ -46,6 +46,9 @@ LARGE_TRAIN = 2000
 STEPS_PER_EPOCH = 4
 # TPE samples at random for this many trials after the enqueued openings, then models what worked.
 RANDOM_STARTUP_TRIALS = 4
+# Speech recipes take thousands of steps; a few hundred utterances in batches of 32 give a handful an
+# epoch, so the transcription openings use small batches (more updates for about the same compute).
+TRANSCRIPTION_OPENING_BATCH = 8
 
 
 @dataclass
@@ -251,7 +254,14 @@ def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], m
     the same time reached 0.24. The decoder's token embeddings (tied to the output projection) stay as
     they are in the partial plan: a few utterances cannot re-learn a 50k vocabulary."""
     model = kept[0]
-    defaults = {"lr_scale": 1.0, "weight_decay": 0.01, "layer_decay": 1.0, "l2sp": 0.0, "epochs": max_epochs}
+    defaults = {
+        "lr_scale": 1.0,
+        "weight_decay": 0.01,
+        "layer_decay": 1.0,
+        "l2sp": 0.0,
+        "epochs": max_epochs,
+        "batch_size": TRANSCRIPTION_OPENING_BATCH,
+    }
     shape = shapes[model]
     decoder = shape["decoder_groups"]
     encoder_half = (shape["num_groups"] - decoder) // 2
@@ -345,6 +355,7 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
             "layer_decay": 1.0,
             "l2sp": 0.0,
             "epochs": max_epochs,
+            "batch_size": FitConfig.batch_size,  # fit's default: the openings are the plain recipes
             "augment": False,  # keeps the opening trials on the cache; ignored for text
         }
         openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
