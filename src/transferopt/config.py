@@ -45,7 +45,9 @@ class FitConfig:
     )
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
-    augment: bool = field(default=False, metadata={"help": "random crops/flips (disables the cache)"})
+    augment: bool = field(
+        default=False, metadata={"help": "random crops/flips, or SpecAugment for audio (disables the cache)"}
+    )
     image_size: int | None = field(default=None, metadata={"help": "input side in px (default: auto)"})
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})
     class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})

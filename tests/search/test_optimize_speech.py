@@ -12,18 +12,20 @@ import transferopt
 
 def test_optimize_transcription_follows_the_task(tmp_path, spoken_dir):
     out = tmp_path / "opt"
-    summary = transferopt.optimize(str(spoken_dir), ["tiny-whisper-asr"], out=out, budget="60s", max_trials=4)
+    summary = transferopt.optimize(str(spoken_dir), ["tiny-whisper-asr"], out=out, budget="90s", max_trials=4)
     assert summary["metric"] == "wer"
     strategies = [r["strategy"] for r in summary["leaderboard"]]
     assert strategies and not {"linear-probe", "lp-ft"} & set(strategies)
-    # The openings: everything at the speech fine-tuning rate, LoRA, then the decoder's layers alone,
-    # all in small batches (a few utterances make few steps an epoch at fit's default of 32).
+    # The openings: everything at the speech fine-tuning rate (with SpecAugment, then without), LoRA,
+    # then the decoder's layers alone, all in small batches (a few utterances make few steps an epoch at
+    # fit's default of 32).
     opened = {r["trial"]: r for r in summary["leaderboard"]}
-    assert [opened[t]["batch_size"] for t in range(3)] == [8, 8, 8]
-    assert opened[0]["strategy"] == "full" and opened[0]["lr"] == pytest.approx(1e-5)
-    assert opened[1]["strategy"] == "lora"
-    assert opened[2]["strategy"] == "partial"
-    assert opened[2]["trained_groups"] == ["decoder.layer.0", "decoder.layer.1"]
+    assert [opened[t]["batch_size"] for t in range(4)] == [8, 8, 8, 8]
+    assert [(opened[t]["strategy"], opened[t]["augment"]) for t in range(2)] == [("full", True), ("full", False)]
+    assert opened[0]["lr"] == opened[1]["lr"] == pytest.approx(1e-5)
+    assert opened[2]["strategy"] == "lora"
+    assert opened[3]["strategy"] == "partial"
+    assert opened[3]["trained_groups"] == ["decoder.layer.0", "decoder.layer.1"]
     wers = [r["val_wer"] for r in summary["leaderboard"] if r["state"] == "complete"]
     assert wers == sorted(wers)  # best (lowest error) first
     assert summary["ranking"][0]["scores"] == {}

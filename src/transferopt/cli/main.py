@@ -36,7 +36,9 @@ def fit(
     layer_decay: float = typer.Option(1.0, "--layer-decay", help="layer-wise LR decay (1 = off)"),
     l2sp: float = typer.Option(0.0, "--l2sp", help="L2-SP strength toward the pretrained weights"),
     patience: int = typer.Option(3, "--patience", help="early-stopping patience in epochs"),
-    augment: bool = typer.Option(False, "--augment/--no-augment", help="random crops/flips for images"),
+    augment: bool = typer.Option(
+        False, "--augment/--no-augment", help="random crops/flips for images, SpecAugment masks for audio"
+    ),
     image_size: int = typer.Option(None, "--image-size", help="input side in pixels (default: auto)"),
     max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),
     audio_seconds: float = typer.Option(

@@ -24,6 +24,8 @@ from .transcription import TranscriptionObjective, transcribe_batches
 
 # Class weighting switches on automatically when the largest class is this many times the smallest.
 AUTO_BALANCE_RATIO = 3.0
+#: `augment` means random crops and flips for images and SpecAugment masks for audio; text has none.
+AUGMENTED_MODALITIES = ("image", "audio")
 
 
 @dataclass
@@ -156,8 +158,10 @@ class Transfer:
     def train(self, strategy: Strategy, prefix: int, balanced: bool, hooks: list[EpochHook] | None) -> TrainHistory:
         config, data = self.config, self.data
         modality = self.model.backbone.modality
-        if config.augment and modality == "image":
-            train_batches = RawBatches(self.model.backbone, data.train, config.batch_size, prefix, True, self.device)
+        if config.augment and modality in AUGMENTED_MODALITIES:
+            train_batches = RawBatches(
+                self.model.backbone, data.train, config.batch_size, prefix, True, self.device, self.targets(data.train)
+            )
         else:
             train_batches = self.batches(data.train, prefix, "train")
         settings = TrainSettings(

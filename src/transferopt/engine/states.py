@@ -75,9 +75,17 @@ class RawBatches(Batches):
     """Batches prepared on the fly (augmentation); the frozen prefix runs without gradients."""
 
     def __init__(
-        self, backbone: Backbone, split: Split, batch_size: int, prefix: int, augment: bool, device: torch.device
+        self,
+        backbone: Backbone,
+        split: Split,
+        batch_size: int,
+        prefix: int,
+        augment: bool,
+        device: torch.device,
+        targets: np.ndarray | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(split.labels, batch_size)
+        """`targets` default to the split's class labels (transcription passes its token ids)."""
+        super().__init__(split.labels if targets is None else targets, batch_size)
         self.backbone = backbone
         self.split = split
         self.prefix = prefix

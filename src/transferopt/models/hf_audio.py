@@ -29,9 +29,17 @@ from .hf_text import additive_mask
 #: Whisper's mel frames are 10 ms and its second convolution halves them: a clip length in samples
 #: must be a multiple of 320 at 16 kHz so that every position maps to whole frames.
 WHISPER_SAMPLES_PER_POSITION = 320
+WHISPER_HOP_SAMPLES = 160  # one log-mel frame; two frames make an encoder position
 WHISPER_MAX_SECONDS = 30.0
 #: wav2vec2 and HuBERT take raw samples; their positional convolution needs a few frames of context.
 MIN_CLIP_SECONDS = 0.1
+#: SpecAugment (Park et al., 2019) at the rates of transformers' speech configs: about 5% of the time axis
+#: in spans of 10 frames (at least 2 spans; for waveform models, 10 encoder frames' worth of samples), and
+#: one band of 10 mel bins.
+SPEC_TIME_PROB = 0.05
+SPEC_TIME_SPAN = 10
+SPEC_TIME_MIN_MASKS = 2
+SPEC_BAND_WIDTH = 10
 
 
 def audio_family(net: nn.Module) -> str:
@@ -116,7 +124,37 @@ class HFAudioBackbone(Backbone):
         return [inputs.load(int(i), self.rate)[: self.clip_samples] for i in index]
 
     def prepare(self, inputs: AudioInputs, index: Sequence[int], train: bool = False) -> State:
-        return self.encode_waveforms(self.waveforms(inputs, index))
+        """`train=True` (the augment option) masks random time spans and, for log-mel inputs, a band of
+        frequencies: SpecAugment, the usual augmentation for fine-tuning speech models."""
+        waves = self.waveforms(inputs, index)
+        state = self.encode_waveforms(waves)
+        if train:
+            self.spec_augment(state, torch.tensor([len(w) for w in waves]))
+        return state
+
+    def spec_augment(self, state: State, sample_lengths: torch.Tensor) -> None:
+        # transformers' own SpecAugment span sampler (the one its Whisper and wav2vec2 use in training),
+        # applied here because our models run group by group, outside the library's forward.
+        from transformers.models.whisper.modeling_whisper import _compute_mask_indices
+
+        def spans(width: int, valid: torch.Tensor | None, span: int, prob: float, least: int) -> torch.Tensor:
+            span = max(1, min(span, width // 4))
+            mask = None if valid is None else (torch.arange(width)[None, :] < valid[:, None]).long()
+            shape = (len(sample_lengths), width)
+            return torch.from_numpy(_compute_mask_indices(shape, prob, span, attention_mask=mask, min_masks=least))
+
+        if self.family == "whisper":
+            features = state["input_features"]  # (batch, mel bins, frames)
+            frames = torch.ceil(sample_lengths / WHISPER_HOP_SAMPLES).long()
+            time = spans(features.shape[2], frames, SPEC_TIME_SPAN, SPEC_TIME_PROB, SPEC_TIME_MIN_MASKS)
+            bins = features.shape[1]
+            band = spans(bins, None, SPEC_BAND_WIDTH, SPEC_BAND_WIDTH / bins, 1)
+            state["input_features"] = features.masked_fill(time[:, None, :] | band[:, :, None], 0.0)
+        else:
+            values = state["input_values"]  # (batch, samples), normalised: 0 is silence
+            span = SPEC_TIME_SPAN * int(self.net.config.inputs_to_logits_ratio)
+            time = spans(values.shape[1], sample_lengths, span, SPEC_TIME_PROB, SPEC_TIME_MIN_MASKS)
+            state["input_values"] = values.masked_fill(time, 0.0)
 
     def encode_waveforms(self, waves: list[np.ndarray]) -> State:
         lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)

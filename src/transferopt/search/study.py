@@ -244,9 +244,10 @@ def model_shapes(names: list[str], task: str = "classification") -> dict[str, di
 
 
 def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], max_epochs: int) -> list[dict]:
-    """Whole-network fine-tuning first, at a fifth of the default rate (1e-5 for speech, the rate of the
-    Whisper fine-tuning recipes), then LoRA on the decoder and the upper half of the encoder (the lower
-    half stays frozen and cached), then the decoder's layers alone on the cached encoder output.
+    """Whole-network fine-tuning first, with SpecAugment masks and without, at a fifth of the default rate
+    (1e-5 for speech, the rate of the Whisper fine-tuning recipes), then LoRA on the decoder and the upper
+    half of the encoder (the lower half stays frozen and cached), then the decoder's layers alone on the
+    cached encoder output.
 
     Measured on the accent benchmark (whisper-base, 100 noisy Scottish utterances, 20-minute budget): an
     accent is a change of sounds, so the encoder must move. The decoder-only plan, opened first as the
@@ -261,11 +262,13 @@ def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], m
         "l2sp": 0.0,
         "epochs": max_epochs,
         "batch_size": TRANSCRIPTION_OPENING_BATCH,
+        "augment": False,
     }
     shape = shapes[model]
     decoder = shape["decoder_groups"]
     encoder_half = (shape["num_groups"] - decoder) // 2
     return [
+        {"model": model, "strategy": "full", **defaults, "lr_scale": 0.2, "augment": True},
         {"model": model, "strategy": "full", **defaults, "lr_scale": 0.2},
         {"model": model, "strategy": "lora", "lora.rank": 8, "lora.last_k": decoder + encoder_half, **defaults},
         {"model": model, "strategy": "partial", "partial.k": decoder - 1, **defaults},

@@ -30,6 +30,7 @@ def leaderboard(study, metric: str) -> list[dict[str, Any]]:
                 "lr": attrs["config"]["lr"],
                 "epochs": attrs["config"]["epochs"],
                 "batch_size": attrs["config"]["batch_size"],
+                "augment": attrs["config"]["augment"],
                 # As measured (an error rate stays positive); the sort below puts the best first.
                 f"val_{metric}": attrs["val"].get(metric, trial.value),
                 "val": attrs["val"],
