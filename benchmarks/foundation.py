@@ -87,6 +87,11 @@ RUNS = [
     Run("pneumoniamnist", "lp-ft", {"then": "partial", "then_options": {"k": 4}}, {"epochs": 6, "patience": 2}),
     Run("pneumoniamnist", "full", settings={"epochs": 4, "lr": 2e-4, "patience": 2}),
     Run("pneumoniamnist", "full", settings={"epochs": 4, "lr": 2e-4, "patience": 2, "augment": True}),
+    # The same augmented run with other seeds: how much of its test score is the seed's.
+    *[
+        Run("pneumoniamnist", "full", settings={"epochs": 4, "lr": 2e-4, "patience": 2, "augment": True, "seed": s})
+        for s in (1, 2)
+    ],
     Run("pneumoniamnist", "full", settings={"epochs": 8, "lr": 2e-4, "patience": 3, "augment": True}),
     Run("pneumoniamnist", "lp-ft", {"then": "full"}, {"epochs": 8, "lr": 1e-4, "patience": 3, "augment": True}),
 ]
@@ -114,8 +119,7 @@ def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[st
         "trained_groups": metrics["trained_groups"],
         "best_epoch": metrics["best_epoch"],
     }
-    name = f"{task.name}__{run.label}".replace(" ", "").replace("/", "_").replace(",", "_")
-    (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    record_path(out_dir, run).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     report = record[task.report_split]
     print(
         f"{task.name:18s} {run.label:60s} acc={report['accuracy']:.4f} auc={report.get('auc', float('nan')):.4f} "
@@ -123,6 +127,11 @@ def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[st
         flush=True,
     )
     return record
+
+
+def record_path(out_dir: Path, run: Run) -> Path:
+    name = f"{run.task}__{run.label}".replace(" ", "").replace("/", "_").replace(",", "_")
+    return out_dir / f"{name}.json"
 
 
 def forward_pass_seconds(data: str, model: str) -> tuple[float, int]:
@@ -272,6 +281,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated task names (default: all) or 'timing'")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from the saved records")
+    parser.add_argument("--missing", action="store_true", help="run only the runs that have no saved record")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     root = Path(args.data_root).resolve()
@@ -290,7 +300,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = FeatureCache(Path(cache_dir))
         for run in RUNS:
-            if run.task in chosen:
+            if run.task in chosen and not (args.missing and record_path(out_dir, run).exists()):
                 run_one(task_map[run.task], run, cache, out_dir)
                 refresh_table(task_map, out_dir)
     refresh_table(task_map, out_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -172,6 +173,18 @@ def test_search_stops_early_once_it_stops_finding_better_plans(tmp_path, colour_
     assert "stopped early" in (out / "summary.md").read_text()
     ran = [r for r in summary["leaderboard"] if r["trial"] > summary["winner"]["trial"]]
     assert len(ran) >= PATIENCE_TRIALS
+
+
+def test_a_search_that_ends_with_budget_left_says_why(tmp_path, colour_folder, monkeypatch):
+    from transferopt.search import study as study_module
+
+    monkeypatch.setattr(study_module, "expected_seconds", lambda study: 500.0)  # trials "take" 500 s
+    out = tmp_path / "s"
+    summary = optimize(OptimizeSettings(data=str(colour_folder), candidates=["tiny-effnet"], budget_s=120, out=out))
+    assert len(summary["leaderboard"]) == 1  # the first trial always runs; no second fits
+    assert re.fullmatch(r"another trial \(about 500s, the median so far\) would not fit in the \d+s left",
+                        summary["stopped_early"])  # fmt: skip
+    assert "would not fit" in (out / "summary.md").read_text()
 
 
 def test_python_api_optimize_returns_the_summary_and_a_loadable_model(tmp_path, colour_folder):

@@ -179,6 +179,13 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, value)
+    else:
+        if completed(study) and budget.remaining_s > RESERVE_S:
+            # the budget has room left, but not for another trial of the usual length
+            state["stopped"] = (
+                f"another trial (about {expected_seconds(study):.0f}s, the median so far) would not fit in the "
+                f"{budget.remaining_s:.0f}s left"
+            )
     save_state()
     if task.task == "transcription":
         score_winner_on_test(task, state, out)
