@@ -250,6 +250,20 @@ def model_shapes(names: list[str], task: str = "classification") -> dict[str, di
     return shapes
 
 
+def plain_knobs(max_epochs: int, batch_size: int) -> dict[str, Any]:
+    """The training knobs of an opening trial: each strategy's default rate, no layer decay or L2-SP, full
+    length, and no augmentation (which would cost the cache)."""
+    return {
+        "lr_scale": 1.0,
+        "weight_decay": 0.01,
+        "layer_decay": 1.0,
+        "l2sp": 0.0,
+        "epochs": max_epochs,
+        "batch_size": batch_size,
+        "augment": False,
+    }
+
+
 def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], max_epochs: int) -> list[dict]:
     """Whole-network fine-tuning first, with SpecAugment masks and without, at a fifth of the default rate
     (1e-5 for speech, the rate of the Whisper fine-tuning recipes), then LoRA on the decoder and the upper
@@ -260,17 +274,12 @@ def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], m
     accent is a change of sounds, so the encoder must move. The decoder-only plan, opened first as the
     cheapest, spent the whole budget and reached test WER 0.42, while fine-tuning everything at 1e-5 for
     the same time reached 0.24. The decoder's token embeddings (tied to the output projection) stay as
-    they are in the partial plan: a few utterances cannot re-learn a 50k vocabulary."""
+    they are in the partial plan: a few utterances cannot re-learn a 50k vocabulary. In batches of 8 (13
+    steps an epoch instead of 4) the full plan's noisy test WER fell from 0.32 to 0.23; with SpecAugment it
+    won validation on both seeds measured (0.13 and 0.12; 0.19 without), though on the unseen test voices
+    it only draws level with a naive fine-tune given the same time."""
     model = kept[0]
-    defaults = {
-        "lr_scale": 1.0,
-        "weight_decay": 0.01,
-        "layer_decay": 1.0,
-        "l2sp": 0.0,
-        "epochs": max_epochs,
-        "batch_size": TRANSCRIPTION_OPENING_BATCH,
-        "augment": False,
-    }
+    defaults = plain_knobs(max_epochs, TRANSCRIPTION_OPENING_BATCH)
     shape = shapes[model]
     decoder = shape["decoder_groups"]
     encoder_half = (shape["num_groups"] - decoder) // 2
@@ -359,15 +368,7 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
         n = len(profile)
         best_index = profile.index(top["best_depth"])
         k = max(1, min(n, n - best_index))
-        defaults = {
-            "lr_scale": 1.0,
-            "weight_decay": 0.01,
-            "layer_decay": 1.0,
-            "l2sp": 0.0,
-            "epochs": max_epochs,
-            "batch_size": FitConfig.batch_size,  # fit's default: the openings are the plain recipes
-            "augment": False,  # keeps the opening trials on the cache; ignored for text
-        }
+        defaults = plain_knobs(max_epochs, FitConfig.batch_size)  # fit's default: the plain recipes
         openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
         openings.append(
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
