@@ -26,6 +26,8 @@ DEFAULT_DATA = Path("~/.cache/transferopt/accent-bench").expanduser()
 ACCENTS = ("en-us", "en-gb-scotland")
 CONDITIONS = ("clean", "noisy")
 TARGET = "en-gb-scotland"
+#: The test sets every adapted model is scored on (accent_condition).
+ADAPTED_SETS = [f"{a}_{c}" for a in ACCENTS for c in CONDITIONS]
 
 #: The naive recipe users copy for Whisper (Hugging Face's fine-tuning blog: lr 1e-5, everything trains),
 #: given the same data and the same wall-clock time as transferopt's search.
@@ -184,7 +186,7 @@ def write_table() -> None:
         lines.append("")
     adapted = sorted((r for r in records if r["phase"] == "transcribe"), key=adapted_order)
     if adapted:
-        sets = [f"{a}_{c}" for a in ACCENTS for c in CONDITIONS]
+        sets = ADAPTED_SETS
         zero_wer = {r["set"]: r["metrics"]["wer"] for r in zero}
         lines += ["## Adapted on Scottish (noisy) training utterances: test WER (change relative to zero-shot)", "",
                   "transferopt: `optimize` with a 20-minute budget; it opens with full fine-tuning at 1e-5 in "
@@ -234,7 +236,7 @@ def write_plot(records: list[dict]) -> None:
     adapted = [r for r in records if r["phase"] == "transcribe"]
     if not zero or not adapted:
         return
-    sets = [f"{a}_{c}" for a in ACCENTS for c in CONDITIONS]
+    sets = ADAPTED_SETS
     series = [("zero-shot", [zero.get(s, float("nan")) for s in sets])]
     for system, (seeds, wer, _) in seed_means(adapted, sets).items():
         series.append((f"{system} (mean of {seeds} seed{'s' if seeds > 1 else ''})", [wer[s] for s in sets]))

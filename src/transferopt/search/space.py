@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..engine.run import AUGMENTED_MODALITIES
 from ..strategies import STRATEGIES, ModelShape
 
 #: Strategies the optimizer searches; the pure probe is cheap and always tried first.
@@ -48,7 +49,7 @@ def suggest_plan(
             "epochs": trial.suggest_int("epochs", 2, max_epochs),
             "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
         }
-        if modality in ("image", "audio"):
+        if modality in AUGMENTED_MODALITIES:
             # Random crops and flips (SpecAugment for audio) cost the training-set cache but often
             # generalise better (measured on pneumoniamnist: test AUC 0.936 -> 0.952 for the same full
             # fine-tune).
