@@ -142,3 +142,48 @@ def test_a_data_set_can_list_its_own_systems(tmp_path, colour_folder):
     )
     planned = {(j["dataset"], j["system"]) for j in jobs(load_suite(suite), Path("."), seeds=1)}
     assert planned == {("a", "linear-probe")} | {("b", s) for s in load_suite(suite).systems}
+
+
+def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
+    from transferopt.bench.runner import jobs
+
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        colour_folder,
+        datasets=[
+            {"name": "a", "data": str(colour_folder), "models": ["tiny-effnet"], "budget": "45s"},
+            {"name": "b", "data": str(colour_folder), "models": ["tiny-effnet"]},
+        ],
+    )
+    budgets = {j["dataset"]: j["budget"] for j in jobs(load_suite(suite), Path("."), seeds=1)}
+    assert budgets == {"a": "45s", "b": "8s"}
+
+
+def test_a_bad_data_set_budget_names_the_data_set(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("datasets: [{name: a, data: b, models: m, budget: soon}]\n")
+    with pytest.raises(ConfigError, match=r"datasets\[0\]: --budget 'soon' is not a duration"):
+        load_suite(path)
+
+
+def test_only_runs_the_named_data_sets_and_tables_every_record(tmp_path, colour_folder, plugins):
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        colour_folder,
+        systems=["linear-probe"],
+        datasets=[
+            {"name": "a", "data": str(colour_folder), "models": ["tiny-effnet"], "shots": ["full"]},
+            {"name": "b", "data": str(colour_folder), "models": ["tiny-effnet"], "shots": ["full"]},
+        ],
+    )
+    out = tmp_path / "results" / "tiny"
+    first = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(out), "--only", "a"])
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in (out / "records").iterdir()) == ["a__full__linear-probe__seed0.json"]
+    second = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(out), "--only", "b"])
+    assert second.exit_code == 0, second.output
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "## a " in table and "## b " in table  # b's run kept a's record in the table
+    unknown = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--only", "c"])
+    assert unknown.exit_code == 2
+    assert unknown.output.strip() == "error: --only: no data set 'c' in suite 'tiny' (it has a, b)"

@@ -5,6 +5,7 @@ Records already on disk are kept and skipped, so an interrupted benchmark resume
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ def job_for(suite: Suite, dataset: DatasetSpec, root: Path, shots: int | None, s
         "shots": shots,
         "seed": seed,
         "system": system,
-        "budget": suite.budget,
+        "budget": dataset.budget or suite.budget,
         "baselines": suite.baselines,
         "peers_dir": str(suite.peers_dir) if suite.peers_dir else None,
     }
@@ -92,16 +93,35 @@ def check_data(suite: Suite, root: Path) -> None:
             raise ConfigError(f"data set {dataset.name!r} not found at {data} (check --data-root)")
 
 
-def run_suite(suite: Suite, root: Path, out: Path, seeds: int | None = None) -> list[dict[str, Any]]:
-    check_data(suite, root)
+def selected(suite: Suite, only: list[str] | None) -> Suite:
+    """The suite cut to the named data sets (a long suite is run a data set at a time)."""
+    if not only:
+        return suite
+    names = [d.name for d in suite.datasets]
+    if unknown := [name for name in only if name not in names]:
+        missing = ", ".join(map(repr, unknown))
+        raise ConfigError(f"--only: no data set {missing} in suite {suite.name!r} (it has {', '.join(names)})")
+    return dataclasses.replace(suite, datasets=[d for d in suite.datasets if d.name in only])
+
+
+def run_suite(
+    suite: Suite, root: Path, out: Path, seeds: int | None = None, only: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Run the jobs of the data sets in `only` (all by default) that have no record yet; return the
+    records of every job of the suite found on disk, so a partial run still tables the whole suite."""
+    to_run = selected(suite, only)
+    check_data(to_run, root)
     records_dir = out / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
     planned = jobs(suite, root, seeds or suite.seeds)
+    running = {id(job) for job in planned if job["dataset"] in {d.name for d in to_run.datasets}}
     records = []
     for number, job in enumerate(planned, 1):
         path = records_dir / record_name(job["dataset"], job["shots"], job["system"], job["seed"])
         if path.is_file():
             records.append(json.loads(path.read_text()))
+            continue
+        if id(job) not in running:
             continue
         log.info("[%d/%d] %s, %s shots, seed %d: %s", number, len(planned), job["dataset"],
                  job["shots"] or "all", job["seed"], job["system"])  # fmt: skip

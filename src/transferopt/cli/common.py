@@ -78,9 +78,12 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
+def comma_separated(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
 def parse_candidates(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
+    if not (names := comma_separated(text)):
         raise ConfigError("--candidates needs at least one model name")
     return names
 

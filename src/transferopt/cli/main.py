@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ConfigError
-from .common import epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
+from .common import comma_separated, epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
 app = typer.Typer(
     help="Optimal transfer learning without expert effort.",
@@ -166,6 +166,7 @@ def bench(
     data_root: Path = typer.Option(Path("../shared/datasets"), "--data-root", help="where the data sets live"),
     seeds: int = typer.Option(None, "--seeds", help="seeds per configuration (default: the suite's)"),
     out: Path = typer.Option(None, "--out", help="results folder (default: benchmarks/results/<suite>)"),
+    only: str = typer.Option(None, "--only", help="comma-separated data sets to run now (the table keeps the rest)"),
 ) -> None:
     """Run transferopt, the fixed baselines and the peers of SUITE on the same splits; write the table."""
     import shlex
@@ -176,7 +177,7 @@ def bench(
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     out = out or Path("benchmarks/results") / spec.name
-    records = run_suite(spec, data_root, out, seeds)
+    records = run_suite(spec, data_root, out, seeds, only=comma_separated(only) or None)
     command = shlex.join(["transferopt", *sys.argv[1:]])
     table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command)
     plots = write_plots(records, out.parent / f"{spec.name}")
