@@ -46,7 +46,7 @@ class FitConfig:
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
     augment: bool = field(
-        default=False, metadata={"help": "random crops/flips, or SpecAugment for audio (disables the cache)"}
+        default=False, metadata={"help": "random crops/flips; audio: speed and SpecAugment (disables the cache)"}
     )
     image_size: int | None = field(default=None, metadata={"help": "input side in px (default: auto)"})
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})

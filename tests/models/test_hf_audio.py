@@ -12,7 +12,7 @@ from transferopt.config import FitConfig
 from transferopt.data import load_task_data
 from transferopt.engine import FeatureCache
 from transferopt.errors import ConfigError, ModelError
-from transferopt.models import configure_backbone, list_models, resolve_backbone
+from transferopt.models import configure_backbone, hf_audio, list_models, resolve_backbone
 from transferopt.models.hf_audio import HFAudioBackbone
 
 
@@ -117,7 +117,8 @@ def tone_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("name", TINY_AUDIO_MODELS)
-def test_spec_augment_masks_spans_of_real_audio_only_when_training(tone_inputs, name):
+def test_spec_augment_masks_spans_of_real_audio_only_when_training(tone_inputs, name, monkeypatch):
+    monkeypatch.setattr(hf_audio, "SPEED_FACTORS", (1.0,))  # masks alone here; speed has its own test
     backbone = resolve_backbone(name)
     backbone.set_clip_seconds(1.0)
     index = list(range(len(tone_inputs)))
@@ -136,3 +137,31 @@ def test_spec_augment_masks_spans_of_real_audio_only_when_training(tone_inputs, 
         assert changed[:, :, :real].all(dim=2).any(dim=1).all()
     else:
         assert changed.any(dim=1).all() and not changed[:, 8000:].any()
+
+
+def test_speed_perturbation_moves_tempo_and_pitch_and_never_cuts_a_clip():
+    backbone = resolve_backbone("tiny-whisper")
+    backbone.set_clip_seconds(1.0)
+    rate = 16000
+    tone = (0.4 * np.sin(2 * np.pi * 440 * np.arange(rate // 2) / rate)).astype(np.float32)
+
+    def peak_hz(wave: np.ndarray) -> float:
+        return float(np.argmax(np.abs(np.fft.rfft(wave))) * rate / len(wave))
+
+    faster = backbone.speed_perturbed(tone, 1.1)
+    slower = backbone.speed_perturbed(tone, 0.9)
+    assert len(faster) == round(len(tone) / 1.1) and len(slower) == round(len(tone) / 0.9)
+    assert peak_hz(faster) == pytest.approx(484, abs=5) and peak_hz(slower) == pytest.approx(396, abs=5)
+    assert backbone.speed_perturbed(tone, 1.0) is tone
+    whole_clip = np.resize(tone, rate)  # already fills the 1-second clip: slowing it would cut its end
+    assert backbone.speed_perturbed(whole_clip, 0.9) is whole_clip
+
+
+def test_training_batches_play_at_a_perturbed_speed(tone_inputs, monkeypatch):
+    monkeypatch.setattr(hf_audio, "SPEED_FACTORS", (1.1,))
+    backbone = resolve_backbone("tiny-whisper")
+    backbone.set_clip_seconds(1.0)
+    index = list(range(len(tone_inputs)))
+    plain, trained = backbone.prepare(tone_inputs, index), backbone.prepare(tone_inputs, index, train=True)
+    # half-second tones: 25 encoder positions as recorded, 23 when played 10% faster
+    assert plain["valid"].tolist() == [25] * 3 and trained["valid"].tolist() == [23] * 3

@@ -37,7 +37,7 @@ def fit(
     l2sp: float = typer.Option(0.0, "--l2sp", help="L2-SP strength toward the pretrained weights"),
     patience: int = typer.Option(3, "--patience", help="early-stopping patience in epochs"),
     augment: bool = typer.Option(
-        False, "--augment/--no-augment", help="random crops/flips for images, SpecAugment masks for audio"
+        False, "--augment/--no-augment", help="random crops/flips for images; speed changes and SpecAugment for audio"
     ),
     image_size: int = typer.Option(None, "--image-size", help="input side in pixels (default: auto)"),
     max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),

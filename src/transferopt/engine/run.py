@@ -24,7 +24,8 @@ from .transcription import TranscriptionObjective, transcribe_batches
 
 # Class weighting switches on automatically when the largest class is this many times the smallest.
 AUTO_BALANCE_RATIO = 3.0
-#: `augment` means random crops and flips for images and SpecAugment masks for audio; text has none.
+#: `augment` means random crops and flips for images, speed perturbation and SpecAugment masks for audio;
+#: text has none.
 AUGMENTED_MODALITIES = ("image", "audio")
 
 

@@ -40,6 +40,9 @@ SPEC_TIME_PROB = 0.05
 SPEC_TIME_SPAN = 10
 SPEC_TIME_MIN_MASKS = 2
 SPEC_BAND_WIDTH = 10
+#: Speed perturbation (Ko et al., Interspeech 2015; Kaldi's recipe): each training clip plays 10% slower,
+#: as recorded, or 10% faster, which moves tempo and pitch together like a different speaker would.
+SPEED_FACTORS = (0.9, 1.0, 1.1)
 
 
 def audio_family(net: nn.Module) -> str:
@@ -124,13 +127,29 @@ class HFAudioBackbone(Backbone):
         return [inputs.load(int(i), self.rate)[: self.clip_samples] for i in index]
 
     def prepare(self, inputs: AudioInputs, index: Sequence[int], train: bool = False) -> State:
-        """`train=True` (the augment option) masks random time spans and, for log-mel inputs, a band of
-        frequencies: SpecAugment, the usual augmentation for fine-tuning speech models."""
+        """`train=True` (the augment option) perturbs each clip's speed, then masks random time spans and,
+        for log-mel inputs, a band of frequencies (SpecAugment): the usual augmentations for fine-tuning
+        speech models."""
         waves = self.waveforms(inputs, index)
+        if train:
+            factors = np.random.choice(SPEED_FACTORS, len(waves))
+            waves = [self.speed_perturbed(w, f) for w, f in zip(waves, factors, strict=True)]
         state = self.encode_waveforms(waves)
         if train:
             self.spec_augment(state, torch.tensor([len(w) for w in waves]))
         return state
+
+    def speed_perturbed(self, wave: np.ndarray, factor: float) -> np.ndarray:
+        """`wave` played `factor` times as fast: resampled to len / factor samples. A slowed clip that would
+        no longer fit the clip length stays as it is: cutting its end would drop words its transcript has."""
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(1 / factor).limit_denominator(100)  # 1/0.9 -> 10/9, 1/1.1 -> 10/11
+        if ratio == 1 or len(wave) * ratio > self.clip_samples:
+            return wave
+        return resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
 
     def spec_augment(self, state: State, sample_lengths: torch.Tensor) -> None:
         # transformers' own SpecAugment span sampler (the one its Whisper and wav2vec2 use in training),
