@@ -51,7 +51,7 @@ def suggest_plan(
         }
         if modality in AUGMENTED_MODALITIES:
             # Random crops and flips (speed perturbation and SpecAugment for audio) cost the training-set
-            # cache but often generalise better (measured on pneumoniamnist: test AUC 0.936 -> 0.952 for the same full
-            # fine-tune).
+            # cache but often generalise better (measured on pneumoniamnist: test AUC 0.936 -> 0.952 for
+            # the same full fine-tune).
             overrides["augment"] = trial.suggest_categorical("augment", [False, True])
     return TrialPlan(model, strategy, options, overrides)
