@@ -187,3 +187,13 @@ def test_only_runs_the_named_data_sets_and_tables_every_record(tmp_path, colour_
     unknown = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--only", "c"])
     assert unknown.exit_code == 2
     assert unknown.output.strip() == "error: --only: no data set 'c' in suite 'tiny' (it has a, b)"
+
+
+def test_jobs_carry_absolute_data_paths_whatever_the_root(tmp_path, colour_folder, monkeypatch):
+    from transferopt.bench.runner import jobs
+
+    # Peers run their scripts in other folders: a relative --data-root must not reach them as it is.
+    monkeypatch.chdir(colour_folder.parent)
+    suite = write_suite(tmp_path / "s.yaml", Path(colour_folder.name))
+    (job, *_) = jobs(load_suite(suite), Path("."), seeds=1)
+    assert job["data"] == str(colour_folder.resolve())

@@ -27,9 +27,10 @@ class DatasetSpec:
     budget: str | None = None
 
     def resolve(self, root: Path) -> str:
-        if self.data.startswith("builtin:") or Path(self.data).is_absolute():
+        """An absolute path: peers run their scripts from other folders (a relative --data-root broke them)."""
+        if self.data.startswith("builtin:"):
             return self.data
-        return str(root / self.data)
+        return str((Path(root) / self.data).resolve())
 
 
 @dataclass
