@@ -153,16 +153,26 @@ def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
         datasets=[
             {"name": "a", "data": str(colour_folder), "models": ["tiny-effnet"], "budget": "45s"},
             {"name": "b", "data": str(colour_folder), "models": ["tiny-effnet"]},
+            {"name": "c", "data": str(colour_folder), "models": ["tiny-effnet"], "shots": [2, "full"],
+             "budget": {2: "10s", "full": "1m"}},
         ],
-    )
-    budgets = {j["dataset"]: j["budget"] for j in jobs(load_suite(suite), Path("."), seeds=1)}
-    assert budgets == {"a": "45s", "b": "8s"}
+    )  # fmt: skip
+    budgets = {(j["dataset"], j["shots"]): j["budget"] for j in jobs(load_suite(suite), Path("."), seeds=1)}
+    assert budgets == {("a", None): "45s", ("b", None): "8s", ("c", 2): "10s", ("c", None): "1m"}
 
 
-def test_a_bad_data_set_budget_names_the_data_set(tmp_path):
+@pytest.mark.parametrize(
+    "budget, message",
+    [
+        ("soon", r"datasets\[0\]: --budget 'soon' is not a duration"),
+        ("{5: 10s, full: later}", r"datasets\[0\]: budget full: --budget 'later' is not a duration"),
+        ("{5: 10s}", r"datasets\[0\]: budget has no duration for shots full"),
+    ],
+)
+def test_a_bad_data_set_budget_names_the_data_set(tmp_path, budget, message):
     path = tmp_path / "bad.yaml"
-    path.write_text("datasets: [{name: a, data: b, models: m, budget: soon}]\n")
-    with pytest.raises(ConfigError, match=r"datasets\[0\]: --budget 'soon' is not a duration"):
+    path.write_text(f"datasets: [{{name: a, data: b, models: m, shots: [5, full], budget: {budget}}}]\n")
+    with pytest.raises(ConfigError, match=message):
         load_suite(path)
 
 

@@ -48,7 +48,7 @@ def job_for(suite: Suite, dataset: DatasetSpec, root: Path, shots: int | None, s
         "shots": shots,
         "seed": seed,
         "system": system,
-        "budget": dataset.budget or suite.budget,
+        "budget": dataset.budget_for(shots) or suite.budget,
         "baselines": suite.baselines,
         "peers_dir": str(suite.peers_dir) if suite.peers_dir else None,
     }

@@ -22,9 +22,15 @@ class DatasetSpec:
     shots: list[int | None] = field(default_factory=lambda: [None])  # None: all the training data
     #: The systems run on this data set (default: the suite's); e.g. a text-only peer on text data only.
     systems: list[str] | None = None
-    #: optimize's budget on this data set (default: the suite's). Peers differ in speed per data set, and
-    #: the comparison the issue asks for is accuracy at a fraction of the peer's time.
-    budget: str | None = None
+    #: optimize's budget on this data set (default: the suite's): one duration, or one per shot count
+    #: ({5: 15s, full: 1m}). Peers' times differ with the data's size, and the comparison the issue asks
+    #: for is accuracy at a fraction of the peer's time.
+    budget: str | dict[int | None, str] | None = None
+
+    def budget_for(self, shots: int | None) -> str | None:
+        if isinstance(self.budget, dict):
+            return self.budget[shots]
+        return self.budget
 
     def resolve(self, root: Path) -> str:
         """An absolute path: peers run their scripts from other folders (a relative --data-root broke them)."""
@@ -63,6 +69,17 @@ def checked_budget(value: Any, where: str) -> str:
     return str(value)
 
 
+def dataset_budget(value: Any, shots: list[int | None], where: str) -> str | dict[int | None, str]:
+    """One duration, or a mapping with one for each of the data set's shot counts."""
+    if not isinstance(value, dict):
+        return checked_budget(value, where)
+    budgets = {parse_shots(k, where): checked_budget(v, f"{where}: budget {k}") for k, v in value.items()}
+    if missing := [s for s in shots if s not in budgets]:
+        listed = ", ".join("full" if s is None else str(s) for s in missing)
+        raise ConfigError(f"{where}: budget has no duration for shots {listed}")
+    return budgets
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read and check a suite file; every mistake is one message naming the file and the field."""
     import yaml
@@ -96,7 +113,7 @@ def load_suite(path: str | Path) -> Suite:
                 report_split=item.get("report_split", "test"),
                 shots=shots,
                 systems=[str(s) for s in item["systems"]] if "systems" in item else None,
-                budget=checked_budget(item["budget"], where) if "budget" in item else None,
+                budget=dataset_budget(item["budget"], shots, where) if "budget" in item else None,
             )
         )
     peers_dir = raw.get("peers_dir")
