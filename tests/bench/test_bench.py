@@ -194,6 +194,14 @@ def test_only_runs_the_named_data_sets_and_tables_every_record(tmp_path, colour_
     assert second.exit_code == 0, second.output
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "## a " in table and "## b " in table  # b's run kept a's record in the table
+    whole_suite = f"transferopt bench {suite} --data-root ../shared/datasets --seeds 1 --out {out}"
+    assert f"Reproduce: `{whole_suite}`" in table
+    (out / "records" / "b__full__linear-probe__seed0.json").unlink()
+    rewritten = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(out), "--table-only"])
+    assert rewritten.exit_code == 0, rewritten.output
+    assert not (out / "records" / "b__full__linear-probe__seed0.json").exists()  # nothing ran
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "## a " in table and "## b " not in table
     unknown = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--only", "c"])
     assert unknown.exit_code == 2
     assert unknown.output.strip() == "error: --only: no data set 'c' in suite 'tiny' (it has a, b)"

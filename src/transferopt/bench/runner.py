@@ -105,16 +105,24 @@ def selected(suite: Suite, only: list[str] | None) -> Suite:
 
 
 def run_suite(
-    suite: Suite, root: Path, out: Path, seeds: int | None = None, only: list[str] | None = None
+    suite: Suite,
+    root: Path,
+    out: Path,
+    seeds: int | None = None,
+    only: list[str] | None = None,
+    run: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run the jobs of the data sets in `only` (all by default) that have no record yet; return the
-    records of every job of the suite found on disk, so a partial run still tables the whole suite."""
+    """Run the jobs of the data sets in `only` (all by default) that have no record yet (none when `run`
+    is false); return the records of every job of the suite found on disk, so a partial run still
+    tables the whole suite."""
     to_run = selected(suite, only)
-    check_data(to_run, root)
+    if run:
+        check_data(to_run, root)
     records_dir = out / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
     planned = jobs(suite, root, seeds or suite.seeds)
-    running = {id(job) for job in planned if job["dataset"] in {d.name for d in to_run.datasets}}
+    names = {d.name for d in to_run.datasets} if run else set()
+    running = {id(job) for job in planned if job["dataset"] in names}
     records = []
     for number, job in enumerate(planned, 1):
         path = records_dir / record_name(job["dataset"], job["shots"], job["system"], job["seed"])

@@ -167,6 +167,7 @@ def bench(
     seeds: int = typer.Option(None, "--seeds", help="seeds per configuration (default: the suite's)"),
     out: Path = typer.Option(None, "--out", help="results folder (default: benchmarks/results/<suite>)"),
     only: str = typer.Option(None, "--only", help="comma-separated data sets to run now (the table keeps the rest)"),
+    table_only: bool = typer.Option(False, "--table-only", help="run nothing: rewrite the table and plots"),
 ) -> None:
     """Run transferopt, the fixed baselines and the peers of SUITE on the same splits; write the table."""
     import shlex
@@ -176,9 +177,12 @@ def bench(
     spec = load_suite(suite)
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    explicit_out = out is not None
     out = out or Path("benchmarks/results") / spec.name
-    records = run_suite(spec, data_root, out, seeds, only=comma_separated(only) or None)
-    command = shlex.join(["transferopt", *sys.argv[1:]])
+    records = run_suite(spec, data_root, out, seeds, only=comma_separated(only) or None, run=not table_only)
+    # What a reader runs to reproduce the whole table (not this call's --only or --table-only).
+    command = shlex.join(["transferopt", "bench", str(suite), "--data-root", str(data_root)])
+    command += f" --seeds {seeds}" * (seeds is not None) + f" --out {shlex.quote(str(out))}" * explicit_out
     table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command)
     plots = write_plots(records, out.parent / f"{spec.name}")
     typer.echo(table.read_text())
