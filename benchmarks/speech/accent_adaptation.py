@@ -195,11 +195,9 @@ def write_table() -> None:
                   "and keeps the best on validation WER (50 held-out noisy Scottish utterances). naive-fine-tune: "
                   "everything trains at 1e-5 (the Whisper fine-tuning blog's rate) with `fit`'s other defaults "
                   "(batches of 32), for as many epochs as fit in transferopt's time (checked at epoch ends, so it "
-                  "may run a little longer), no early stop, the best validation epoch kept. Rows named "
-                  "transferopt-<version> are earlier versions of transferopt's search, kept for the record: "
-                  "decoder-first (the first openings), batch32 (before the batch size was searched), batch8 "
-                  "(before audio augmentation), specaugment (SpecAugment without speed perturbation). "
-                  "naive-fine-tune-999s was given the time of the batch32 run.",
+                  "may run a little longer), no early stop, the best validation epoch kept. Rows with a note in "
+                  "brackets are earlier versions of transferopt's search (and the naive run timed against one), "
+                  "kept for the record.",
                   "", "| system | seed | strategy | utterances | " + " | ".join(sets) + " | fit s | trainable params |",
                   "|---" * (6 + len(sets)) + "|"]  # fmt: skip
         for r in adapted:

@@ -265,7 +265,8 @@ def plain_knobs(max_epochs: int, batch_size: int) -> dict[str, Any]:
 
 
 def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], max_epochs: int) -> list[dict]:
-    """Whole-network fine-tuning first, with SpecAugment masks and without, at a fifth of the default rate
+    """Whole-network fine-tuning first, with augmentation (speed perturbation, SpecAugment) and without, at
+    a fifth of the default rate
     (1e-5 for speech, the rate of the Whisper fine-tuning recipes), then LoRA on the decoder and the upper
     half of the encoder (the lower half stays frozen and cached), then the decoder's layers alone on the
     cached encoder output.
@@ -277,7 +278,9 @@ def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], m
     they are in the partial plan: a few utterances cannot re-learn a 50k vocabulary. In batches of 8 (13
     steps an epoch instead of 4) the full plan's noisy test WER fell from 0.32 to 0.23; with SpecAugment it
     won validation on both seeds measured (0.13 and 0.12; 0.19 without), though on the unseen test voices
-    it only draws level with a naive fine-tune given the same time."""
+    it only drew level with a naive fine-tune given the same time. Adding speed perturbation (clips 10%
+    slower or faster, like other speakers) moved the unseen voices' WER below the naive fine-tune's on
+    both seeds: 0.095 / 0.214 clean / noisy on average, against 0.098 / 0.230."""
     model = kept[0]
     defaults = plain_knobs(max_epochs, TRANSCRIPTION_OPENING_BATCH)
     shape = shapes[model]
