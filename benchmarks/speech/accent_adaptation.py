@@ -226,8 +226,44 @@ def write_table() -> None:
         lines.append("")
     if adapted:
         lines += ["![test WER per test set](speech_wer.png)", ""]
+    if spoken:
+        lines += ["![spoken-command test accuracy](speech_commands.png)", ""]
     TABLE.write_text("\n".join(lines))
     write_plot(records)
+    write_commands_plot(spoken)
+
+
+def write_commands_plot(spoken: list[dict]) -> None:
+    """Spoken-command test accuracy per condition, transferopt beside training from scratch, with the
+    issue's 95% line (PNG and SVG beside the table)."""
+    from transferopt.reporting.plots import pyplot
+
+    if not spoken:
+        return
+    conditions = [c for c in CONDITIONS if any(r.get("condition", "noisy") == c for r in spoken)]
+    systems = sorted({r["system"] for r in spoken}, key=lambda name: name != "transferopt")
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    width = 0.8 / len(systems)
+    for i, system in enumerate(systems):
+        values = []
+        for condition in conditions:
+            runs = [
+                r["test"]["accuracy"]
+                for r in spoken
+                if r["system"] == system and r.get("condition", "noisy") == condition
+            ]
+            values.append(sum(runs) / len(runs) if runs else float("nan"))
+        bars = axis.bar([x + i * width for x in range(len(conditions))], values, width, label=system)
+        axis.bar_label(bars, fmt="%.3f", fontsize=8)
+    axis.axhline(0.95, color="grey", linestyle="--", linewidth=1, label="target 0.95")
+    axis.set_xticks([x + 0.4 - width / 2 for x in range(len(conditions))], conditions)
+    axis.set(ylabel="test accuracy", ylim=(0, 1.22), title="30 spoken commands, 10 per word, unseen Scottish voices")
+    axis.legend(fontsize=8, loc="upper center", ncols=3)
+    figure.tight_layout()
+    for suffix in (".png", ".svg"):
+        figure.savefig(TABLE.with_name(f"speech_commands{suffix}"), dpi=100)
+    plt.close(figure)
 
 
 def write_plot(records: list[dict]) -> None:
