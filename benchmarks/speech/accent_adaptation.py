@@ -235,13 +235,13 @@ def write_table() -> None:
 
 def write_commands_plot(spoken: list[dict]) -> None:
     """Spoken-command test accuracy per condition, transferopt beside training from scratch, with the
-    issue's 95% line (PNG and SVG beside the table)."""
+    issue's 95% line (PNG and SVG beside the table); earlier versions of the search stay in the table only."""
     from transferopt.reporting.plots import pyplot
 
     if not spoken:
         return
     conditions = [c for c in CONDITIONS if any(r.get("condition", "noisy") == c for r in spoken)]
-    systems = sorted({r["system"] for r in spoken}, key=lambda name: name != "transferopt")
+    systems = [name for name in ("transferopt", "scratch") if any(r["system"] == name for r in spoken)]
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     width = 0.8 / len(systems)
