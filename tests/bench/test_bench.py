@@ -54,7 +54,7 @@ def test_bench_runs_every_system_in_its_own_process_and_writes_table_and_plots(t
         assert r["wall_s"] > 0 and r["peak_memory_mb"] > 50  # a real process with torch loaded
         assert 0.0 <= r["metrics"]["accuracy"] <= 1.0
     table = (tmp_path / "results" / "tiny.md").read_text()
-    assert "| 2 | transferopt |" in table and "| full | scratch |" in table
+    assert "| 2 | transferopt (8s budget) |" in table and "| full | scratch |" in table
     for kind in ("data", "time", "params"):
         for suffix in (".png", ".svg"):
             assert (tmp_path / "results" / f"tiny_{kind}{suffix}").stat().st_size > 1000
@@ -164,9 +164,15 @@ def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
 @pytest.mark.parametrize(
     "budget, message",
     [
-        ("soon", r"datasets\[0\]: --budget 'soon' is not a duration"),
-        ("{5: 10s, full: later}", r"datasets\[0\]: budget full: --budget 'later' is not a duration"),
+        ("soon", r"datasets\[0\]: budget 'soon' is not a positive duration"),
+        ("-5", r"datasets\[0\]: budget -5 is not a positive duration"),
+        ("yes", r"datasets\[0\]: budget True is not a duration"),
+        ("[1m]", r"datasets\[0\]: budget \['1m'\] is not a duration"),
+        ("{5: 10s, full: later}", r"datasets\[0\]: budget full: budget 'later' is not a positive duration"),
+        ("{5: 10s, full: }", r"datasets\[0\]: budget full: budget None is not a duration"),
         ("{5: 10s}", r"datasets\[0\]: budget has no duration for shots full"),
+        ("{5: 10s, 7: 1m, full: 1m}", r"datasets\[0\]: budget key 7 must name each of the shots \(5, full\) once"),
+        ("{5: 10s, full: 1m, all: 2m}", r"budget key 'all' must name each of the shots \(5, full\) once"),
     ],
 )
 def test_a_bad_data_set_budget_names_the_data_set(tmp_path, budget, message):
@@ -205,6 +211,26 @@ def test_only_runs_the_named_data_sets_and_tables_every_record(tmp_path, colour_
     unknown = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--only", "c"])
     assert unknown.exit_code == 2
     assert unknown.output.strip() == "error: --only: no data set 'c' in suite 'tiny' (it has a, b)"
+    for wrong in (["--only", ","], ["--only", "a", "--table-only"]):
+        result = runner.invoke(app, ["bench", str(suite), "--out", str(out), *wrong])
+        assert result.exit_code == 2 and result.output.startswith("error: --only needs data set names")
+
+
+def test_the_table_keeps_every_seed_on_disk_and_says_when_a_budget_changed(tmp_path, colour_folder, caplog):
+    from transferopt.bench.runner import record_name
+
+    suite = write_suite(tmp_path / "s.yaml", colour_folder, systems=["transferopt"])
+    out = tmp_path / "results" / "tiny"
+    (out / "records").mkdir(parents=True)
+    for seed in range(3):  # three seeds measured earlier, although this suite says 2
+        record = {"dataset": "colours", "shots": 2, "system": "transferopt", "seed": seed, "budget": "30s",
+                  "metric": "accuracy", "report_split": "test", "metrics": {"accuracy": 0.5}, "wall_s": 20.0,
+                  "peak_memory_mb": 100.0}  # fmt: skip
+        (out / "records" / record_name("colours", 2, "transferopt", seed)).write_text(json.dumps(record))
+    result = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--seeds", "1", "--table-only"])
+    assert result.exit_code == 0, result.output
+    assert "| 2 | transferopt (30s budget) | 0.5000 ± 0.0000 | 3 |" in (tmp_path / "results" / "tiny.md").read_text()
+    assert "measured with a 30s budget, the suite now says 8s: delete it to measure it again" in caplog.text
 
 
 def test_jobs_carry_absolute_data_paths_whatever_the_root(tmp_path, colour_folder, monkeypatch):

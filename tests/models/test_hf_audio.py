@@ -165,3 +165,14 @@ def test_training_batches_play_at_a_perturbed_speed(tone_inputs, monkeypatch):
     plain, trained = backbone.prepare(tone_inputs, index), backbone.prepare(tone_inputs, index, train=True)
     # half-second tones: 25 encoder positions as recorded, 23 when played 10% faster
     assert plain["valid"].tolist() == [25] * 3 and trained["valid"].tolist() == [23] * 3
+
+
+def test_spec_augment_masks_within_the_perturbed_clip(tone_inputs, monkeypatch):
+    monkeypatch.setattr(hf_audio, "SPEED_FACTORS", (1.1,))
+    backbone = resolve_backbone("tiny-whisper")
+    backbone.set_clip_seconds(1.0)
+    np.random.seed(0)
+    masked = backbone.prepare(tone_inputs, list(range(len(tone_inputs))), train=True)["input_features"]
+    # half a second played 10% faster lasts 7,273 samples: 46 log-mel frames, and no time mask beyond them
+    whole_frames = (masked == 0).all(dim=1)
+    assert whole_frames[:, :46].any(dim=1).all() and not whole_frames[:, 46:].any()

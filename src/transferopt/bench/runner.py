@@ -113,8 +113,8 @@ def run_suite(
     run: bool = True,
 ) -> list[dict[str, Any]]:
     """Run the jobs of the data sets in `only` (all by default) that have no record yet (none when `run`
-    is false); return the records of every job of the suite found on disk, so a partial run still
-    tables the whole suite."""
+    is false); return every record on disk of the suite's data sets, shots and systems, whatever seeds
+    they hold, so a partial run still tables the whole suite."""
     to_run = selected(suite, only)
     if run:
         check_data(to_run, root)
@@ -122,14 +122,12 @@ def run_suite(
     records_dir.mkdir(parents=True, exist_ok=True)
     planned = jobs(suite, root, seeds or suite.seeds)
     names = {d.name for d in to_run.datasets} if run else set()
-    running = {id(job) for job in planned if job["dataset"] in names}
-    records = []
     for number, job in enumerate(planned, 1):
         path = records_dir / record_name(job["dataset"], job["shots"], job["system"], job["seed"])
         if path.is_file():
-            records.append(json.loads(path.read_text()))
+            warn_if_budget_changed(path, job)
             continue
-        if id(job) not in running:
+        if job["dataset"] not in names:
             continue
         log.info("[%d/%d] %s, %s shots, seed %d: %s", number, len(planned), job["dataset"],
                  job["shots"] or "all", job["seed"], job["system"])  # fmt: skip
@@ -137,5 +135,20 @@ def run_suite(
         if "error" in record:
             log.warning("%s failed: %s", path.stem, record["error"])
         write_json(path, record)
-        records.append(record)
-    return records
+    return suite_records(suite, root, records_dir)
+
+
+def warn_if_budget_changed(path: Path, job: dict[str, Any]) -> None:
+    """A kept transferopt record searched under its own budget; say so when the suite now sets another."""
+    if job["system"] != "transferopt":
+        return
+    budget = json.loads(path.read_text()).get("budget")
+    if budget != job["budget"]:
+        log.warning("%s was measured with a %s budget, the suite now says %s: delete it to measure it again",
+                    path.name, budget, job["budget"])  # fmt: skip
+
+
+def suite_records(suite: Suite, root: Path, records_dir: Path) -> list[dict[str, Any]]:
+    combos = {(j["dataset"], j["shots"], j["system"]) for j in jobs(suite, root, seeds=1)}
+    records = (json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json")))
+    return [r for r in records if (r.get("dataset"), r.get("shots"), r.get("system")) in combos]

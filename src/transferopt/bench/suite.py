@@ -60,20 +60,29 @@ def parse_shots(value: Any, where: str) -> int | None:
 
 
 def checked_budget(value: Any, where: str) -> str:
+    """A duration as text ("90s", "15m"); a number means seconds. Anything else names the field."""
     from ..search.budget import parse_budget
 
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{where}: budget {value!r} is not a duration like 90s, 15m or 1h30m")
     try:
         parse_budget(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError:
+        raise ConfigError(f"{where}: budget {value!r} is not a positive duration like 90s, 15m or 1h30m") from None
     return str(value)
 
 
 def dataset_budget(value: Any, shots: list[int | None], where: str) -> str | dict[int | None, str]:
-    """One duration, or a mapping with one for each of the data set's shot counts."""
+    """One duration, or a mapping with one for each of the data set's shot counts (and no other)."""
     if not isinstance(value, dict):
         return checked_budget(value, where)
-    budgets = {parse_shots(k, where): checked_budget(v, f"{where}: budget {k}") for k, v in value.items()}
+    budgets: dict[int | None, str] = {}
+    for key, duration in value.items():
+        count = parse_shots(key, f"{where}: budget")
+        if count not in shots or count in budgets:
+            listed = ", ".join("full" if s is None else str(s) for s in shots)
+            raise ConfigError(f"{where}: budget key {key!r} must name each of the shots ({listed}) once")
+        budgets[count] = checked_budget(duration, f"{where}: budget {key}")
     if missing := [s for s in shots if s not in budgets]:
         listed = ", ".join("full" if s is None else str(s) for s in missing)
         raise ConfigError(f"{where}: budget has no duration for shots {listed}")

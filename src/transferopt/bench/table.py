@@ -35,6 +35,8 @@ def table_row(shots: int | None, system: str, runs: list[dict], metric: str, ref
     walls = [r["wall_s"] for r in ok]
     failed = [r["error"] for r in runs if "error" in r]
     failures = f"{len(failed)}{': ' + failed[0][:80] if failed else ''}"
+    if system == REFERENCE and (budgets := sorted({str(r["budget"]) for r in runs if r.get("budget")})):
+        system = f"{system} ({', '.join(budgets)} budget)"  # what the search was given, beside what it took
     if not walls:
         return f"| {shots_label(shots)} | {system} | — | 0 | — | — | — | {failures} |"
     ratio = f"{statistics.mean(walls) / statistics.mean(reference):.2f}" if reference else "—"
@@ -131,6 +133,7 @@ def write_plots(records: list[dict], stem: Path) -> list[Path]:
         axis.scatter([p for p, _ in points], [v for _, v in points], label=name, alpha=0.7)
     axis.set_xscale("log")
     axis.set(xlabel="trainable parameters (log)", ylabel="metric (search trials: validation)", title="size vs result")
-    axis.legend(fontsize=7)
+    if by_strategy:
+        axis.legend(fontsize=7)
     written += save(figure, stem.with_name(stem.name + "_params"))
     return written

@@ -179,6 +179,8 @@ def bench(
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     explicit_out = out is not None
     out = out or Path("benchmarks/results") / spec.name
+    if only is not None and (table_only or not comma_separated(only)):
+        raise ConfigError("--only needs data set names, and runs them: it does not go with --table-only")
     records = run_suite(spec, data_root, out, seeds, only=comma_separated(only) or None, run=not table_only)
     # What a reader runs to reproduce the whole table (not this call's --only or --table-only).
     command = shlex.join(["transferopt", "bench", str(suite), "--data-root", str(data_root)])
