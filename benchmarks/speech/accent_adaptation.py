@@ -240,8 +240,11 @@ def write_commands_plot(spoken: list[dict]) -> None:
 
     if not spoken:
         return
+    shots = "/".join(sorted({str(r["shots"]) for r in spoken}))
     conditions = [c for c in CONDITIONS if any(r.get("condition", "noisy") == c for r in spoken)]
     systems = [name for name in ("transferopt", "scratch") if any(r["system"] == name for r in spoken)]
+    if not systems:
+        return
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     width = 0.8 / len(systems)
@@ -258,7 +261,8 @@ def write_commands_plot(spoken: list[dict]) -> None:
         axis.bar_label(bars, fmt="%.3f", fontsize=8)
     axis.axhline(0.95, color="grey", linestyle="--", linewidth=1, label="target 0.95")
     axis.set_xticks([x + 0.4 - width / 2 for x in range(len(conditions))], conditions)
-    axis.set(ylabel="test accuracy", ylim=(0, 1.22), title="30 spoken commands, 10 per word, unseen Scottish voices")
+    title = f"30 spoken commands, {shots} per word, unseen Scottish voices"
+    axis.set(ylabel="test accuracy", ylim=(0, 1.22), title=title)
     axis.legend(fontsize=8, loc="upper center", ncols=3)
     figure.tight_layout()
     for suffix in (".png", ".svg"):
