@@ -232,6 +232,43 @@ def tiny_speech_encoder(family: str):
     raise ValueError(family)
 
 
+def make_tiny_ctc(directory: Path, family: str = "wav2vec2") -> Path:
+    """A saved 2-layer, 32-wide random wav2vec2 (or HuBERT) CTC model with a capital-letter vocabulary
+    (as facebook/wav2vec2-base-960h writes), its feature extractor and tokenizer."""
+    import string
+
+    import torch
+    from transformers import (
+        HubertConfig,
+        HubertForCTC,
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "'": 5}
+    vocab.update({c: 6 + i for i, c in enumerate(string.ascii_uppercase)})
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(str(directory / "vocab.json"), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True)
+    small = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, vocab_size=len(vocab), pad_token_id=0,
+    )  # fmt: skip
+    config_cls, model_cls = (Wav2Vec2Config, Wav2Vec2ForCTC) if family == "wav2vec2" else (HubertConfig, HubertForCTC)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1234)
+        model = model_cls(config_cls(**small))
+    model.save_pretrained(directory)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
 def tiny_whisper_transcriber():
     """(WhisperForConditionalGeneration, WhisperProcessor): 2+2 layers, 32 wide, random, with the real
     Whisper tokenizer and generation settings of the packaged whisper-base (so prompts and decoding are

@@ -23,7 +23,6 @@ from .engine.trainer import EpochHook, predict_probabilities
 from .engine.transcription import transcribe_batches, transcription_metrics
 from .errors import ConfigError, DataError
 from .models import TransferModel, configure_backbone, rebuild_backbone, resolve_backbone
-from .models.whisper_asr import SpeechToTextModel
 from .reporting.plots import plot_training_curve
 from .reporting.rundir import check_run_destination, read_json, write_json, write_run_dir
 from .strategies import make_strategy
@@ -270,7 +269,8 @@ def fit(
 
 
 def config_for_task(config: FitConfig, task: TaskData, strategy) -> FitConfig:
-    """Transcription is scored by error rates and keeps Whisper's decoder, so no new head is fitted."""
+    """Transcription is scored by error rates and keeps the model's decoder (Whisper) or CTC head
+    (wav2vec2, HuBERT), so no new head is fitted."""
     if task.task != "transcription":
         if config.metric in LOWER_IS_BETTER:
             raise ConfigError(
@@ -279,15 +279,15 @@ def config_for_task(config: FitConfig, task: TaskData, strategy) -> FitConfig:
         return config
     if strategy.fits_head_first or not strategy.trains:
         raise ConfigError(
-            f"strategy {strategy.name} fits a new classification head; transcription keeps Whisper's own decoder "
-            "(use full, partial, bitfit, norm or lora)"
+            f"strategy {strategy.name} fits a new classification head; transcription keeps the model's own "
+            "decoder or CTC head (use full, partial, bitfit, norm or lora)"
         )
     return config if config.metric in LOWER_IS_BETTER else config.replace(metric="wer")
 
 
 def new_model(backbone, task: TaskData):
     if task.task == "transcription":
-        return SpeechToTextModel(backbone)
+        return backbone.transcription_model()
     return TransferModel(backbone, task.num_classes)
 
 
@@ -320,7 +320,7 @@ def pretrained(model: str, task: str = "speech-recognition") -> FitResult:
         raise ConfigError(f"--task {task!r}: a model can be used untrained only for {', '.join(TASK_NAMES)}")
     backbone = resolve_backbone(model, task=TASK_NAMES[task])
     backbone.fit_clip_length(None, 30.0)  # Whisper's own window, as the model is used everywhere else
-    net = SpeechToTextModel(backbone).eval()
+    net = backbone.transcription_model().eval()
     config = FitConfig(data="", model=model, strategy="full", epochs=1, metric="wer")
     return FitResult(model=net, config=config, classes=[], metrics={"zero_shot": True})
 
@@ -340,7 +340,8 @@ def load(run_dir: str | Path) -> FitResult:
     model_info = read_json(folder / "model.json")
     classes = read_json(folder / "labels.json")["classes"]
     backbone = rebuild_backbone(model_info["backbone"], folder / "backbone")
-    model = SpeechToTextModel(backbone) if backbone.task == "transcription" else TransferModel(backbone, len(classes))
+    transcribes = backbone.task == "transcription"
+    model = backbone.transcription_model() if transcribes else TransferModel(backbone, len(classes))
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise RunDirError(f"{folder} is not a complete transferopt run: model.safetensors is missing")

@@ -286,7 +286,8 @@ _pristine: OrderedDict[tuple[str, str, int], Backbone] = OrderedDict()
 def resolve_backbone(name: str, pretrained: bool = True, task: str = "classification") -> Backbone:
     """Build the backbone for a model name; raise `ModelError` with a clear message if impossible.
 
-    `task="transcription"` asks for a speech-to-text model (Whisper's encoder and decoder). Each call
+    `task="transcription"` asks for a speech-to-text model (Whisper's encoder and decoder, or wav2vec2 and
+    HuBERT with their CTC head). Each call
     returns a model of its own (runs change their copy: freezing, image size, clip length)."""
     if not pretrained:  # random weights follow the caller's seed: never shared
         return build_backbone(name, pretrained, task)
@@ -329,8 +330,43 @@ def resolve_transcriber(name: str, pretrained: bool) -> Backbone:
             raise ModelError(f"model {name} cannot transcribe speech; use a Whisper model such as whisper-base")
         return alias.build_transcriber(pretrained)
     if name.startswith("hf/"):
-        return build_hf_whisper(name.removeprefix("hf/"), name, pretrained)
-    raise ModelError(f"model {name} cannot transcribe speech; use whisper-base or hf/<Whisper repo-or-dir>")
+        repo = name.removeprefix("hf/")
+        with loading(name, repo):
+            from transformers import AutoConfig
+
+            model_type = AutoConfig.from_pretrained(repo).model_type
+        if model_type in CTC_MODEL_TYPES:
+            return build_hf_ctc(repo, name, pretrained)
+        return build_hf_whisper(repo, name, pretrained)
+    raise ModelError(
+        f"model {name} cannot transcribe speech; use whisper-base or hf/<Whisper, wav2vec2 or HuBERT repo-or-dir>"
+    )
+
+
+#: Speech encoders that transcribe through a CTC head (the checkpoint's, with its character vocabulary).
+CTC_MODEL_TYPES = ("wav2vec2", "hubert")
+
+
+def build_hf_ctc(repo: str, name: str, pretrained: bool, clip_seconds: float = 1.0) -> Backbone:
+    from transformers import AutoConfig, AutoModelForCTC, Wav2Vec2Processor
+
+    from .ctc_asr import CTCTranscriber
+
+    quiet_transformers()
+    with loading(name, repo):
+        config = AutoConfig.from_pretrained(repo)
+        try:
+            processor = Wav2Vec2Processor.from_pretrained(repo)
+        except (OSError, ValueError, TypeError):
+            processor = None
+        if processor is None or not processor.tokenizer.get_vocab():
+            raise ModelError(
+                f"model {name} has no CTC vocabulary (vocab.json): transcribing with {config.model_type} needs a "
+                "checkpoint fine-tuned for CTC, such as facebook/wav2vec2-base-960h"
+            )
+        net = AutoModelForCTC.from_pretrained(repo) if pretrained else AutoModelForCTC.from_config(config)
+    net.eval()
+    return CTCTranscriber(name, net, processor, clip_seconds=clip_seconds)
 
 
 def build_hf_whisper(repo: str, name: str, pretrained: bool) -> Backbone:
@@ -376,6 +412,8 @@ def rebuild_backbone(spec: dict[str, Any], directory: Path) -> Backbone:
         )
         backbone.set_max_length(spec["max_length"])
         return backbone
+    if spec["kind"] == "ctc-asr":
+        return build_hf_ctc(str(directory), spec["name"], pretrained=False, clip_seconds=spec["clip_seconds"])
     if spec["kind"] == "whisper-asr":
         backbone = build_hf_whisper(str(directory), spec["name"], pretrained=False)
         backbone.fit_clip_length(spec["clip_seconds"], 0.0)
@@ -413,7 +451,8 @@ def list_models() -> list[dict[str, Any]]:
             "modality": "text",
             "offline": False,
             "description": "transformers model from the hub or a local directory: a BERT-like text encoder, "
-            "or a Whisper, wav2vec2 or HuBERT speech encoder",
+            "or a Whisper, wav2vec2 or HuBERT speech model (transcription: Whisper, or wav2vec2/HuBERT with "
+            "a CTC head)",
         }
     )
     return rows

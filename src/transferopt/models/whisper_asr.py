@@ -129,6 +129,9 @@ class WhisperTranscriber(Backbone):
     def default_lora_targets(self) -> list[str]:
         return ["q_proj", "v_proj"]
 
+    def transcription_model(self) -> nn.Module:
+        return SpeechToTextModel(self)
+
 
 class SpeechToTextModel(nn.Module):
     """A transcriber with the surface strategies expect of a `TransferModel` (its head is empty)."""

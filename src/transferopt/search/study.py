@@ -291,7 +291,8 @@ def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], m
         {"model": model, "strategy": "full", **defaults, "lr_scale": 0.2, "augment": True},
         {"model": model, "strategy": "full", **defaults, "lr_scale": 0.2},
         {"model": model, "strategy": "lora", "lora.rank": 8, "lora.last_k": decoder + encoder_half, **defaults},
-        {"model": model, "strategy": "partial", "partial.k": decoder - 1, **defaults},
+        # Whisper: the decoder's layers without its embeddings; a CTC model's "decoder" is its head alone.
+        {"model": model, "strategy": "partial", "partial.k": max(1, decoder - 1), **defaults},
     ]
 
 
