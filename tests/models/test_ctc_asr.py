@@ -114,3 +114,20 @@ def test_optimize_searches_a_ctc_model(spoken_dir, wav2vec2_ctc, tmp_path):
     assert set(strategies) <= {"full", "lora", "partial", "bitfit", "norm"}
     heard = transferopt.load(tmp_path / "opt").transcribe([str(spoken_dir / "wav" / "test0.wav")])
     assert isinstance(heard[0], str) and np.isfinite(summary["winner"]["val_wer"])
+
+
+def test_zero_shot_transcription_from_the_command_line(spoken_dir, wav2vec2_ctc):
+    import json
+
+    from typer.testing import CliRunner
+
+    from transferopt.cli.main import app
+
+    runner = CliRunner()
+    clip = str(spoken_dir / "wav" / "test0.wav")
+    heard = runner.invoke(app, ["predict", "--model", wav2vec2_ctc, "--task", "speech-recognition", "--json", clip])
+    assert heard.exit_code == 0, heard.output
+    assert json.loads(heard.output)[0]["input"] == clip and isinstance(json.loads(heard.output)[0]["text"], str)
+    scored = runner.invoke(app, ["evaluate", "--model", wav2vec2_ctc, "--data", str(spoken_dir)])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.output)["n"] == 3 and json.loads(scored.output)["wer"] >= 0
