@@ -5,6 +5,7 @@ Phases (each writes one JSON record per run under benchmarks/results/speech/ and
 - transcribe: adapt on 100 Scottish training utterances (noisy condition), then score every test set:
   transferopt's `optimize` (20-minute budget) and a naive full fine-tune (lr 1e-5, the Whisper fine-tuning
   blog's rate) given the same data and the same wall-clock time;
+- other-accents: transferopt's Scottish-adapted model (--seed S) scored on en-gb-x-rp and en-029 voices;
 - commands: spoken commands, Scottish voices (noisy), 10 per word: `optimize` on the Whisper encoder versus
   the same encoder trained from scratch on the same 10 per word.
 
@@ -28,6 +29,9 @@ CONDITIONS = ("clean", "noisy")
 TARGET = "en-gb-scotland"
 #: The test sets every adapted model is scored on (accent_condition).
 ADAPTED_SETS = [f"{a}_{c}" for a in ACCENTS for c in CONDITIONS]
+#: Accents never heard in training: does adapting to Scottish carry over, or cost them?
+OTHER_ACCENTS = ("en-gb-x-rp", "en-029")
+OTHER_SETS = [f"{a}_{c}" for a in OTHER_ACCENTS for c in CONDITIONS]
 
 #: The naive recipe users copy for Whisper (Hugging Face's fine-tuning blog: lr 1e-5, everything trains),
 #: given the same data and the same wall-clock time as transferopt's search.
@@ -136,6 +140,37 @@ def transcribe(data: Path, utterances: int, seed: int, budget: str, limit: int, 
         write_table()
 
 
+def other_accents(data: Path, limit: int, seed: int, scratch: Path) -> None:
+    """Score transferopt's adapted model (seed `seed`) on the accents it never heard; kept in its record."""
+    import transferopt
+
+    key = f"transcribe_transferopt_seed{seed}"
+    if not record_path(key).exists():
+        raise SystemExit(f"no {key} record: run --phase transcribe --seed {seed} first")
+    record = json.loads(record_path(key).read_text())
+    missing = {n: f for n, f in test_sets(data, limit, scratch, OTHER_ACCENTS).items() if n not in record["tests"]}
+    if missing:
+        record["tests"].update(evaluate_all(transferopt.load(scratch / f"optimize-transcribe-{seed}"), missing))
+        save_record(key, record)
+
+
+def other_accents_table(adapted: list[dict], zero_wer: dict[str, float]) -> list[str]:
+    runs = [r for r in adapted if r["system"] == "transferopt" and all(s in r["tests"] for s in OTHER_SETS)]
+    if not runs:
+        return []
+    lines = ["## The Scottish-adapted model on accents it never heard (test WER)", "",
+             "transferopt's adapted models above, scored on en-gb-x-rp and en-029 voices (`--phase other-accents`).",
+             "", "| test set | zero-shot | " + " | ".join(f"transferopt seed {r['seed']}" for r in runs) + " | mean |",
+             "|---" * (3 + len(runs)) + "|"]  # fmt: skip
+    for name in OTHER_SETS:
+        wers = [r["tests"][name]["wer"] for r in runs]
+        mean = sum(wers) / len(wers)
+        cells = " | ".join(f"{w:.3f}" for w in wers)
+        lines.append(f"| {name} | {zero_wer.get(name, float('nan')):.3f} | {cells} | "
+                     f"{mean:.3f}{relative(mean, zero_wer.get(name))} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def evaluate_all(result, sets: dict[str, str]) -> dict[str, dict]:
     return {name: result.evaluate(folder, "test") for name, folder in sets.items()}
 
@@ -215,6 +250,7 @@ def write_table() -> None:
                 cells = " | ".join(f"{wer[s]:.3f}{relative(wer[s], zero_wer.get(s))}" for s in sets)
                 lines.append(f"| {system} | {seeds} | {cells} | {seconds:.0f} |")
             lines.append("")
+        lines += other_accents_table(adapted, zero_wer)
     spoken = [r for r in records if r["phase"] == "commands"]
     if spoken:
         lines += ["## Spoken commands, Scottish voices, Whisper encoder", "",
@@ -323,7 +359,8 @@ def relative(value: float, reference: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", default="zero-shot", choices=["zero-shot", "transcribe", "commands", "all"])
+    phases = ["zero-shot", "transcribe", "other-accents", "commands", "all"]
+    parser.add_argument("--phase", default="zero-shot", choices=phases)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="output folder of make_accent_data.py")
     parser.add_argument("--utterances", type=int, default=100)
     parser.add_argument("--shots", type=int, default=10)
@@ -342,6 +379,8 @@ def main() -> None:
             zero_shot(args.data, args.test_limit, args.scratch, tuple(args.accents.split(",")))
         if args.phase in ("transcribe", "all"):
             transcribe(args.data, args.utterances, args.seed, args.budget, args.test_limit, args.scratch)
+        if args.phase in ("other-accents", "all"):
+            other_accents(args.data, args.test_limit, args.seed, args.scratch)
         if args.phase in ("commands", "all"):
             commands(args.data, args.shots, args.seed, args.budget, args.scratch, args.condition, not args.no_baseline)
     write_table()
