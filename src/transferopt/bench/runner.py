@@ -149,6 +149,8 @@ def warn_if_budget_changed(path: Path, job: dict[str, Any]) -> None:
 
 
 def suite_records(suite: Suite, root: Path, records_dir: Path) -> list[dict[str, Any]]:
-    combos = {(j["dataset"], j["shots"], j["system"]) for j in jobs(suite, root, seeds=1)}
-    records = (json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json")))
-    return [r for r in records if (r.get("dataset"), r.get("shots"), r.get("system")) in combos]
+    """In the suite's order (data set, shots, system as listed), then by seed."""
+    order = {(j["dataset"], j["shots"], j["system"]): i for i, j in enumerate(jobs(suite, root, seeds=1))}
+    records = [json.loads(p.read_text()) for p in records_dir.glob("*.json")]
+    kept = [r for r in records if (r.get("dataset"), r.get("shots"), r.get("system")) in order]
+    return sorted(kept, key=lambda r: (order[(r["dataset"], r["shots"], r["system"])], r.get("seed", 0)))
