@@ -219,7 +219,7 @@ def test_only_runs_the_named_data_sets_and_tables_every_record(tmp_path, colour_
 def test_the_table_keeps_every_seed_on_disk_and_says_when_a_budget_changed(tmp_path, colour_folder, caplog):
     from transferopt.bench.runner import record_name
 
-    suite = write_suite(tmp_path / "s.yaml", colour_folder, systems=["transferopt"])
+    suite = write_suite(tmp_path / "s.yaml", colour_folder, systems=["transferopt"], notes="Read me first.")
     out = tmp_path / "results" / "tiny"
     (out / "records").mkdir(parents=True)
     for seed in range(3):  # three seeds measured earlier, although this suite says 2
@@ -229,7 +229,8 @@ def test_the_table_keeps_every_seed_on_disk_and_says_when_a_budget_changed(tmp_p
         (out / "records" / record_name("colours", 2, "transferopt", seed)).write_text(json.dumps(record))
     result = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--seeds", "1", "--table-only"])
     assert result.exit_code == 0, result.output
-    assert "| 2 | transferopt (30s budget) | 0.5000 ± 0.0000 | 3 |" in (tmp_path / "results" / "tiny.md").read_text()
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "| 2 | transferopt (30s budget) | 0.5000 ± 0.0000 | 3 |" in table and "\nRead me first.\n" in table
     assert "measured with a 30s budget, the suite now says 8s: delete it to measure it again" in caplog.text
 
 

@@ -49,6 +49,8 @@ class Suite:
     #: Settings of the fixed baselines per modality (the usual defaults of each recipe).
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     peers_dir: Path | None = None
+    #: Printed under the table's heading: what a reader must know to read the figures (caches, budgets).
+    notes: str = ""
 
 
 def parse_shots(value: Any, where: str) -> int | None:
@@ -134,4 +136,5 @@ def load_suite(path: str | Path) -> Suite:
         budget=checked_budget(raw.get("budget", "15m"), str(path)),
         baselines=raw.get("baselines") or {},
         peers_dir=(path.parent / peers_dir) if peers_dir else path.parent.parent / "peers",
+        notes=str(raw.get("notes") or "").strip(),
     )

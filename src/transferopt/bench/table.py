@@ -47,9 +47,11 @@ def table_row(shots: int | None, system: str, runs: list[dict], metric: str, ref
     )
 
 
-def write_table(records: list[dict], path: Path, title: str, command: str) -> Path:
+def write_table(records: list[dict], path: Path, title: str, command: str, notes: str = "") -> Path:
     groups = group(records)
     lines = [f"# {title}", "", f"Reproduce: `{command}`", ""]
+    if notes:
+        lines += [notes, ""]
     lines += [
         "Mean ± standard deviation over seeds of the metric on each data set's report split; time and peak",
         "memory are per run (each run in its own process); the time ratio is the system's mean time over",

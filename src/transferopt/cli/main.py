@@ -185,7 +185,7 @@ def bench(
     # What a reader runs to reproduce the whole table (not this call's --only or --table-only).
     command = shlex.join(["transferopt", "bench", str(suite), "--data-root", str(data_root)])
     command += f" --seeds {seeds}" * (seeds is not None) + f" --out {shlex.quote(str(out))}" * explicit_out
-    table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command)
+    table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command, spec.notes)
     plots = write_plots(records, out.parent / f"{spec.name}")
     typer.echo(table.read_text())
     typer.echo(f"records in {out}/records; plots: {', '.join(str(p) for p in plots)}")
