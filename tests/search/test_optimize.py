@@ -150,7 +150,7 @@ def test_repeated_plans_are_not_run_again(tmp_path, colour_folder, monkeypatch):
     # Only the probe is searchable here, so every proposal after the first repeats it.
     monkeypatch.setattr("transferopt.search.space.SEARCHED_STRATEGIES", ("linear-probe",))
     monkeypatch.setattr(
-        study_module, "opening_trials", lambda ranking, kept, *_: [{"model": kept[0], "strategy": "linear-probe"}]
+        study_module, "opening_trials", lambda ranking, kept, epochs: [{"model": kept[0], "strategy": "linear-probe"}]
     )
     settings = OptimizeSettings(data=str(colour_folder), candidates=["tiny-effnet"], budget_s=20, out=tmp_path / "s")
     summary = optimize(settings)
@@ -239,14 +239,3 @@ def test_on_large_training_sets_trials_report_every_quarter_epoch(tmp_path, monk
     steps = sorted({s for t in study.trials for s in t.intermediate_values})
     assert steps[:4] == [1, 2, 3, 4]  # a quarter, a half, three quarters, one epoch
     assert json.loads((out / "model" / "config.json").read_text())["checks_per_epoch"] in (1, 4)
-
-
-@pytest.mark.parametrize(("modality", "augmented"), [("image", True), ("audio", True), ("text", False)])
-def test_openings_probe_then_tune_to_the_best_depth_and_augment_where_inputs_allow(modality, augmented):
-    from transferopt.search.study import opening_trials
-
-    ranking = [{"model": "m", "best_depth": "g2", "depth_profile": [{"group": g} for g in ("g0", "g1", "g2", "g3")]}]
-    openings = opening_trials(ranking, ["m"], max_epochs=10, modality=modality)
-    plans = [(o["strategy"], o.get("partial.k", o.get("lp-ft.partial.k")), o.get("augment", False)) for o in openings]
-    expected = [("linear-probe", None, False), ("partial", 2, False), ("lp-ft", 2, False), ("lp-ft", None, False)]
-    assert plans == expected + [("partial", 2, True)] * augmented

@@ -21,7 +21,6 @@ from ..config import FitConfig
 from ..data import TaskData, task_from_config
 from ..engine import FeatureCache, StopTraining
 from ..engine.metrics import LOWER_IS_BETTER, score, signed
-from ..engine.run import AUGMENTED_MODALITIES
 from ..errors import ConfigError, RunDirError
 from ..reporting.rundir import read_json, write_json
 from ..scoring import rank_candidates
@@ -130,7 +129,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     if task.task == "transcription":
         openings = transcription_openings(kept, state["shapes"], settings.max_epochs)
     else:
-        openings = opening_trials(ranking, kept, settings.max_epochs, task.modality)
+        openings = opening_trials(ranking, kept, settings.max_epochs)
     storage = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.create_study(
         storage=storage,
@@ -361,9 +360,7 @@ def fail_interrupted_trials(study) -> None:
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
 
 
-def opening_trials(
-    ranking: list[dict], kept: list[str], max_epochs: int, modality: str = "text"
-) -> list[dict[str, Any]]:
+def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> list[dict[str, Any]]:
     """Cheap cached strategies first: a probe on every kept candidate, then partial tuning and LP-FT down
     to the depth whose features the ranking found best, then LP-FT of the whole network, the literature's
     default for little data (Kumar et al., ICLR 2022). Each at full length: measured on banking77 (10
@@ -382,10 +379,6 @@ def opening_trials(
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
         )
         openings.append({"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "full", **defaults})
-        if modality in AUGMENTED_MODALITIES:
-            # The partial plan again on augmented inputs (crops and flips; speed and SpecAugment): with a
-            # few examples per class, the test voices or images differ from the training ones.
-            openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults, "augment": True})
     return openings
 
 
