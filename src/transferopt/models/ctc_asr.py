@@ -14,35 +14,23 @@ the CTC loss itself, as `SpeechToTextModel` does for Whisper.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..data.types import AudioInputs
-from .base import Backbone, State
-from .hf_audio import HFAudioBackbone
+from .base import State
+from .transcriber import SpeechTranscriber, padded_targets
 
 
-class CTCTranscriber(Backbone):
+class CTCTranscriber(SpeechTranscriber):
     kind = "ctc-asr"
-    modality = "audio"
-    task = "transcription"
+    output_runs_in = "CTCModel.loss and transcribe"
 
     def __init__(self, name: str, net: nn.Module, processor: Any, clip_seconds: float = 1.0) -> None:
-        super().__init__(name)
-        self.net = net
-        self.processor = processor
-        base = getattr(net, net.base_model_prefix)  # Wav2Vec2ForCTC.wav2vec2, HubertForCTC.hubert
-        # Not a registered submodule: it views `base`, whose tensors `net` already owns.
-        self.__dict__["encoder"] = HFAudioBackbone(name, base, processor.feature_extractor, clip_seconds)
+        # The encoder is Wav2Vec2ForCTC.wav2vec2 or HubertForCTC.hubert.
+        super().__init__(name, net, processor, getattr(net, net.base_model_prefix), clip_seconds)
         self.upper_case = vocabulary_is_upper_case(processor.tokenizer)
-
-    # -- structure ----------------------------------------------------------------------------
-    @property
-    def encoder_groups(self) -> int:
-        return self.encoder.num_groups
 
     @property
     def group_names(self) -> list[str]:
@@ -50,27 +38,6 @@ class CTCTranscriber(Backbone):
 
     def group_modules(self) -> list[nn.Module]:
         return [*self.encoder.group_modules(), self.net.lm_head]
-
-    def cache_boundaries(self) -> list[int]:
-        return list(range(self.encoder_groups + 1))
-
-    @property
-    def num_features(self) -> int:
-        return self.encoder.num_features
-
-    # -- clip length, preprocessing -----------------------------------------------------------
-    def fit_clip_length(self, requested: float | None, longest: float) -> None:
-        self.encoder.fit_clip_length(requested, longest)
-
-    @property
-    def clip_seconds(self) -> float:
-        return self.encoder.clip_seconds
-
-    def prepare(self, inputs: AudioInputs, index: Sequence[int], train: bool = False) -> State:
-        return self.encoder.prepare(inputs, index, train)
-
-    def preprocessing_signature(self, train: bool = False) -> str:
-        return self.encoder.preprocessing_signature(train)
 
     def tokenize_transcripts(self, texts: Sequence[str]) -> torch.Tensor:
         """CTC targets: the transcript's characters in the vocabulary's case (words joined by its delimiter),
@@ -83,37 +50,13 @@ class CTCTranscriber(Backbone):
             text = text.upper() if self.upper_case else text.lower()
             kept = "".join(c for c in text if c in vocabulary or c == " ")
             rows.append([i for i in tokenizer(" ".join(kept.split())).input_ids if i != tokenizer.unk_token_id])
-        width = max([1, *(len(r) for r in rows)])
-        targets = torch.full((len(rows), width), -100, dtype=torch.long)
-        for i, row in enumerate(rows):
-            targets[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return targets
-
-    # -- computation --------------------------------------------------------------------------
-    def run_groups(self, state: State, start: int, stop: int) -> State:
-        if stop > self.encoder_groups:
-            raise ValueError("the CTC head runs inside CTCModel.loss and transcribe, not run_groups")
-        return self.encoder.run_groups(state, start, stop)
-
-    def pool(self, state: State) -> torch.Tensor:
-        return self.encoder.pool(state)
+        return padded_targets(rows)
 
     def log_probs(self, state: State, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-frame log-probabilities over the vocabulary, each clip's count of real frames)."""
         encoded = self.run_groups(state, start, self.encoder_groups)
         logits = self.net.lm_head(self.net.dropout(encoded["hidden"]))
         return torch.log_softmax(logits.float(), dim=-1), encoded["valid"]
-
-    # -- saving -------------------------------------------------------------------------------
-    def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "clip_seconds": self.clip_seconds}
-
-    def export(self, directory: Path) -> None:
-        self.net.config.save_pretrained(directory)
-        self.processor.save_pretrained(directory)
-
-    def default_lora_targets(self) -> list[str]:
-        return self.encoder.default_lora_targets()
 
     def transcription_model(self) -> nn.Module:
         return CTCModel(self)

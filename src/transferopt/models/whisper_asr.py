@@ -21,9 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.types import AudioInputs
-from .base import Backbone, State
-from .hf_audio import HFAudioBackbone
+from .base import State
+from .transcriber import SpeechTranscriber, padded_targets
 
 #: Tokens generated per utterance at most: a 30-second clip of fast speech is about 100 words.
 MAX_NEW_TOKENS = 160
@@ -37,24 +36,14 @@ NO_REPEAT_NGRAM = 4
 POSITIONS_PER_SECOND = 50
 
 
-class WhisperTranscriber(Backbone):
+class WhisperTranscriber(SpeechTranscriber):
     kind = "whisper-asr"
-    modality = "audio"
-    task = "transcription"
+    output_runs_in = "SpeechToTextModel.loss and transcribe"
 
     def __init__(self, name: str, net: nn.Module, processor: Any, clip_seconds: float = 30.0) -> None:
-        super().__init__(name)
-        self.net = net
-        self.processor = processor
+        super().__init__(name, net, processor, net.model.encoder, clip_seconds)
         # Generation length is set per call (max_new_tokens); a default max_length beside it only warns.
         net.generation_config.max_length = None
-        # Not a registered submodule: it views `net.model.encoder`, whose tensors `net` already owns.
-        self.__dict__["encoder"] = HFAudioBackbone(name, net.model.encoder, processor.feature_extractor, clip_seconds)
-
-    # -- structure ----------------------------------------------------------------------------
-    @property
-    def encoder_groups(self) -> int:
-        return self.encoder.num_groups
 
     @property
     def decoder(self) -> nn.Module:
@@ -72,62 +61,19 @@ class WhisperTranscriber(Backbone):
         layers[-1] = nn.ModuleList([layers[-1], decoder.layer_norm])
         return [*self.encoder.group_modules(), nn.ModuleList([decoder.embed_tokens, decoder.embed_positions]), *layers]
 
-    def cache_boundaries(self) -> list[int]:
-        return list(range(self.encoder_groups + 1))
-
-    @property
-    def num_features(self) -> int:
-        return self.encoder.num_features
-
-    # -- clip length, preprocessing -----------------------------------------------------------
-    def fit_clip_length(self, requested: float | None, longest: float) -> None:
-        self.encoder.fit_clip_length(requested, longest)
-
-    @property
-    def clip_seconds(self) -> float:
-        return self.encoder.clip_seconds
-
-    def prepare(self, inputs: AudioInputs, index: Sequence[int], train: bool = False) -> State:
-        return self.encoder.prepare(inputs, index, train)
-
-    def preprocessing_signature(self, train: bool = False) -> str:
-        return self.encoder.preprocessing_signature(train)
-
     def tokenize_transcripts(self, texts: Sequence[str]) -> torch.Tensor:
         """Decoder targets: <|startoftranscript|><|en|><|transcribe|><|notimestamps|> text <|endoftext|>,
         padded with -100 (ignored by the loss). The decoder input is these shifted right by one."""
         tokenizer = self.processor.tokenizer
         tokenizer.set_prefix_tokens(language="english", task="transcribe", predict_timestamps=False)
-        rows = [tokenizer(" " + t.strip()).input_ids for t in texts]
-        width = max(len(r) for r in rows)
-        targets = torch.full((len(rows), width), -100, dtype=torch.long)
-        for i, row in enumerate(rows):
-            targets[i, : len(row)] = torch.tensor(row)
-        return targets
-
-    # -- computation --------------------------------------------------------------------------
-    def run_groups(self, state: State, start: int, stop: int) -> State:
-        if stop > self.encoder_groups:
-            raise ValueError("decoder groups run inside SpeechToTextModel.loss and transcribe, not run_groups")
-        return self.encoder.run_groups(state, start, stop)
-
-    def pool(self, state: State) -> torch.Tensor:
-        return self.encoder.pool(state)
+        return padded_targets([tokenizer(" " + t.strip()).input_ids for t in texts])
 
     def encode(self, state: State, start: int = 0) -> torch.Tensor:
         return self.run_groups(state, start, self.encoder_groups)["hidden"]
 
-    # -- saving -------------------------------------------------------------------------------
-    def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "clip_seconds": self.clip_seconds}
-
     def export(self, directory: Path) -> None:
-        self.net.config.save_pretrained(directory)
+        super().export(directory)
         self.net.generation_config.save_pretrained(directory)
-        self.processor.save_pretrained(directory)
-
-    def default_lora_targets(self) -> list[str]:
-        return ["q_proj", "v_proj"]
 
     def transcription_model(self) -> nn.Module:
         return SpeechToTextModel(self)
