@@ -281,10 +281,8 @@ def write_commands_plot(spoken: list[dict]) -> None:
     systems = [name for name in ("transferopt", "scratch") if any(r["system"] == name for r in spoken)]
     if not systems:
         return
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
-    width = 0.8 / len(systems)
-    for i, system in enumerate(systems):
+    series = []
+    for system in systems:
         values = []
         for condition in conditions:
             runs = [
@@ -293,16 +291,31 @@ def write_commands_plot(spoken: list[dict]) -> None:
                 if r["system"] == system and r.get("condition", "noisy") == condition
             ]
             values.append(sum(runs) / len(runs) if runs else float("nan"))
-        bars = axis.bar([x + i * width for x in range(len(conditions))], values, width, label=system)
-        axis.bar_label(bars, fmt="%.3f", fontsize=8)
+        series.append((system, values))
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    grouped_bars(axis, conditions, series, value_labels=True)
     axis.axhline(0.95, color="grey", linestyle="--", linewidth=1, label="target 0.95")
-    axis.set_xticks([x + 0.4 - width / 2 for x in range(len(conditions))], conditions)
     title = f"30 spoken commands, {shots} per word, unseen Scottish voices"
     axis.set(ylabel="test accuracy", ylim=(0, 1.22), title=title)
     axis.legend(fontsize=8, loc="upper center", ncols=3)
+    save_beside_table(plt, figure, "speech_commands")
+
+
+def grouped_bars(axis, groups: list[str], series: list[tuple[str, list[float]]], value_labels: bool = False) -> None:
+    """One bar per series within each group, groups side by side along the x axis."""
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series):
+        bars = axis.bar([x + i * width for x in range(len(groups))], values, width, label=label)
+        if value_labels:
+            axis.bar_label(bars, fmt="%.3f", fontsize=8)
+    axis.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups)
+
+
+def save_beside_table(plt, figure, stem: str) -> None:
     figure.tight_layout()
     for suffix in (".png", ".svg"):
-        figure.savefig(TABLE.with_name(f"speech_commands{suffix}"), dpi=100)
+        figure.savefig(TABLE.with_name(f"{stem}{suffix}"), dpi=100)
     plt.close(figure)
 
 
@@ -320,16 +333,10 @@ def write_plot(records: list[dict]) -> None:
         series.append((f"{system} (mean of {seeds} seed{'s' if seeds > 1 else ''})", [wer[s] for s in sets]))
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 4))
-    width = 0.8 / len(series)
-    for i, (label, values) in enumerate(series):
-        axis.bar([x + i * width for x in range(len(sets))], values, width, label=label)
-    axis.set_xticks([x + 0.4 - width / 2 for x in range(len(sets))], [s.replace("_", "\n") for s in sets])
+    grouped_bars(axis, [s.replace("_", "\n") for s in sets], series)
     axis.set(ylabel="test WER (lower is better)", title="whisper-base adapted on 100 Scottish (noisy) utterances")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    for suffix in (".png", ".svg"):
-        figure.savefig(TABLE.with_name(f"speech_wer{suffix}"), dpi=100)
-    plt.close(figure)
+    save_beside_table(plt, figure, "speech_wer")
 
 
 CURRENT_SYSTEMS = ("transferopt", "naive-fine-tune")

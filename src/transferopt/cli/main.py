@@ -183,8 +183,10 @@ def bench(
         raise ConfigError("--only needs data set names, and runs them: it does not go with --table-only")
     records = run_suite(spec, data_root, out, seeds, only=comma_separated(only) or None, run=not table_only)
     # What a reader runs to reproduce the whole table (not this call's --only or --table-only).
-    command = shlex.join(["transferopt", "bench", str(suite), "--data-root", str(data_root)])
-    command += f" --seeds {seeds}" * (seeds is not None) + f" --out {shlex.quote(str(out))}" * explicit_out
+    reproduce = ["transferopt", "bench", str(suite), "--data-root", str(data_root)]
+    reproduce += ["--seeds", str(seeds)] if seeds is not None else []
+    reproduce += ["--out", str(out)] if explicit_out else []
+    command = shlex.join(reproduce)
     table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command, spec.notes)
     plots = write_plots(records, out.parent / f"{spec.name}")
     typer.echo(table.read_text())

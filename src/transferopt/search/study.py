@@ -267,9 +267,8 @@ def plain_knobs(max_epochs: int, batch_size: int) -> dict[str, Any]:
 def transcription_openings(kept: list[str], shapes: dict[str, dict[str, int]], max_epochs: int) -> list[dict]:
     """Whole-network fine-tuning first, with augmentation (speed perturbation, SpecAugment) and without, at
     a fifth of the default rate (1e-5 for speech, the rate of the Whisper fine-tuning recipes), then LoRA
-    on the decoder and the upper
-    half of the encoder (the lower half stays frozen and cached), then the decoder's layers alone on the
-    cached encoder output.
+    on the decoder and the upper half of the encoder (the lower half stays frozen and cached), then the
+    decoder's layers alone on the cached encoder output (for a CTC model, its head alone).
 
     Measured on the accent benchmark (whisper-base, 100 noisy Scottish utterances, 20-minute budget): an
     accent is a change of sounds, so the encoder must move. The decoder-only plan, opened first as the
