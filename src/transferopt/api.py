@@ -72,8 +72,9 @@ class FitResult:
             for item, p in zip(inputs, probs, strict=True)
         ]
 
-    def evaluate(self, data: str | TaskData, split: str = "test") -> dict[str, Any]:
-        """Metrics on a split of a data set whose classes are among this model's classes."""
+    def evaluate(self, data: str | TaskData, split: str = "test", detail: bool = False) -> dict[str, Any]:
+        """Metrics on a split of a data set whose classes are among this model's classes; `detail` adds the
+        confusion matrix, per-class metrics and calibration bins (classification)."""
         task = data if isinstance(data, TaskData) else self._load_matching(data)
         if task.modality != self.model.backbone.modality:
             raise DataError(
@@ -86,7 +87,7 @@ class FitResult:
             return scored_transcripts(self._transcriptions(chosen), chosen.transcripts)
         labels = remap_labels(chosen.labels, task.classes, self.classes, task.source)
         probs = self._probabilities(chosen)
-        return classification_metrics(probs, labels, self.classes)
+        return classification_metrics(probs, labels, self.classes, detail=detail)
 
     def _load_matching(self, spec: str) -> TaskData:
         # The run's own data comes back with the same sampling, so "val" means the same examples.

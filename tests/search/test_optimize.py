@@ -239,3 +239,49 @@ def test_on_large_training_sets_trials_report_every_quarter_epoch(tmp_path, monk
     steps = sorted({s for t in study.trials for s in t.intermediate_values})
     assert steps[:4] == [1, 2, 3, 4]  # a quarter, a half, three quarters, one epoch
     assert json.loads((out / "model" / "config.json").read_text())["checks_per_epoch"] in (1, 4)
+
+
+def test_openings_try_lp_ft_before_plain_partial_tuning():
+    """The same layers under a fresh head start below the probe; under a probe's head they do not."""
+    from transferopt.search.study import opening_trials
+
+    ranking = [{"model": "m", "best_depth": "g3", "depth_profile": [{"group": f"g{i}"} for i in range(4)]}]
+    openings = opening_trials(ranking, ["m"], max_epochs=5)
+    order = [(o["strategy"], o.get("lp-ft.then")) for o in openings]
+    assert order == [("linear-probe", None), ("lp-ft", "partial"), ("lp-ft", "full"), ("partial", None)]
+    assert openings[1]["lp-ft.partial.k"] == openings[3]["partial.k"] == 1  # down to the best depth
+
+
+def test_a_trial_stops_before_an_epoch_that_would_end_past_the_budget(tmp_path, monkeypatch):
+    """Epochs of 1 s with RESERVE + 2.5 s left: the third epoch would end past the budget, so training stops
+    after two (waiting for the budget to run out would have started the third)."""
+    import optuna
+
+    import transferopt.api
+    from transferopt.config import FitConfig
+    from transferopt.data import load_task_data
+    from transferopt.engine import FeatureCache, StopTraining
+    from transferopt.search.budget import Budget
+    from transferopt.search.space import TrialPlan
+    from transferopt.search.study import RESERVE_S, run_trial
+
+    def slow_fit(config, task, cache, hooks):
+        assert task.test is None  # trials never score the test split; the winner is scored once, after
+        for epoch in range(1, 10):
+            time.sleep(1.0)
+            try:
+                hooks[0]({"epoch": epoch, "val_accuracy": 0.5})
+            except StopTraining:
+                raise RuntimeError(f"stopped after {epoch} epochs") from None
+        raise RuntimeError("never stopped")
+
+    monkeypatch.setattr(transferopt.api, "fit", slow_fit)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    plan = TrialPlan("tiny-effnet", "full", {}, {"epochs": 9})
+    task = load_task_data("builtin:digits")
+    budget = Budget(RESERVE_S + 2.5)
+    base = FitConfig(data="builtin:digits", model="tiny-effnet")
+    value, pruned = run_trial(trial, plan, task, base, FeatureCache(), budget, {}, tmp_path, lambda: None)
+    assert (value, pruned) == (None, False)
+    assert study.trials[0].user_attrs["error"] == "stopped after 2 epochs"

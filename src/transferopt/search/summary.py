@@ -54,7 +54,7 @@ def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> di
     best = state.get("best") or {}
     winner = next((r for r in rows if r["trial"] == best.get("trial")), None)
     if winner is not None and best.get("test"):
-        winner["test"] = best["test"]  # scored after the search (transcription)
+        winner["test"] = best["test"]  # scored after the search
     summary = {
         "data": settings.data,
         "metric": metric,
