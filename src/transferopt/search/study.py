@@ -441,7 +441,7 @@ def run_trial(
     lr = strategy_cls(**plan.options).default_lr(task.modality) * lr_scale
     config = config.replace(lr=lr if strategy_cls.trains else None, checks_per_epoch=checks_per_epoch(task))
     pruned = {"flag": False}
-    last_check = {"at": budget.spent_s, "took": 0.0}
+    last_check = {"at": budget.spent_s}
 
     def report(record: dict) -> None:
         trial.report(signed(base.metric, record[f"val_{base.metric}"]), round(record["epoch"] * STEPS_PER_EPOCH))
@@ -452,8 +452,8 @@ def run_trial(
         # Stop when the next stretch of training (as long as the last one) would end past the budget,
         # not only once the budget is spent: one epoch of a full fine-tune can be a tenth of a budget.
         now = budget.spent_s
-        last_check["took"], last_check["at"] = now - last_check["at"], now
-        if budget.remaining_s < RESERVE_S + last_check["took"]:
+        took, last_check["at"] = now - last_check["at"], now
+        if budget.total_s - now < RESERVE_S + took:
             raise StopTraining
 
     started = time.perf_counter()
