@@ -244,6 +244,7 @@ def fit(
         layer_groups=backbone.group_names,
         group_params=group_parameter_counts(backbone),
         frozen_prefix=outcome.prefix,
+        source_weights=transfer.weights,
         strategy=strategy_obj.describe(),
         head_fit=outcome.head_fit,
         temperature=outcome.temperature,

@@ -285,3 +285,38 @@ def test_a_trial_stops_before_an_epoch_that_would_end_past_the_budget(tmp_path, 
     value, pruned = run_trial(trial, plan, task, base, FeatureCache(), budget, {}, tmp_path, lambda: None)
     assert (value, pruned) == (None, False)
     assert study.trials[0].user_attrs["error"] == "stopped after 2 epochs"
+
+
+@pytest.mark.parametrize(("strategy", "options", "epochs"), [("linear-probe", {}, 1), ("partial", {"k": 1}, 5)])
+def test_the_winner_is_scored_on_test_from_the_states_its_search_cached(
+    tmp_path, colour_folder, strategy, options, epochs
+):
+    # A trained winner has new weights, but its frozen prefix is the pretrained one: its test states, cached
+    # under the weights it started from, are reused instead of a fresh pass over the test split.
+    from transferopt.data import task_from_config
+    from transferopt.engine import FeatureCache
+    from transferopt.search.study import MODEL_DIR, score_winner_on_test
+
+    out = tmp_path / "search"
+    cache = FeatureCache(tmp_path / "cache")
+    config = transferopt.FitConfig(
+        data=str(colour_folder),
+        model="tiny-effnet",
+        strategy=strategy,
+        strategy_options=options,
+        epochs=epochs,
+        lr=1e-2,
+    )
+    task = task_from_config(config)
+    fitted = transferopt.fit(config=config, task=task, cache=cache, out=out / MODEL_DIR)
+    assert fitted.metrics["frozen_prefix"] > 0
+    trained = fitted.model.backbone.weights_fingerprint() != fitted.metrics["source_weights"]
+    assert trained == (strategy != "linear-probe")
+    (out / "optimize.json").write_text("{}")
+    state = {"best": {"trial": 0}}
+    misses, hits = cache.stats.misses, cache.stats.hits_memory
+    score_winner_on_test(task, state, out, cache)
+    assert (cache.stats.misses, cache.stats.hits_memory) == (misses, hits + 1)
+    assert state["best"]["test"]["accuracy"] == pytest.approx(fitted.metrics["test"]["accuracy"])
+    saved = json.loads((out / MODEL_DIR / "metrics.json").read_text())
+    assert "confusion_matrix" in saved["test"]["detail"]  # the report's error analysis reads it

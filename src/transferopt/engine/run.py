@@ -79,13 +79,22 @@ def frozen_prefix(model: TransferModel) -> int:
 class Transfer:
     """Runs a strategy on a model and data, sharing one feature cache."""
 
-    def __init__(self, model: TransferModel, data: TaskData, config: FitConfig, cache: FeatureCache) -> None:
+    def __init__(
+        self,
+        model: TransferModel,
+        data: TaskData,
+        config: FitConfig,
+        cache: FeatureCache,
+        source_weights: str | None = None,
+    ) -> None:
         self.model = model
         self.data = data
         self.config = config
         self.cache = cache
         self.device = resolve_device(config.device)
-        self.weights = model.backbone.weights_fingerprint()
+        # Cached states depend only on the frozen prefix, which training leaves as pretrained: a trained
+        # model reloaded for scoring names the weights it started from to reuse the states of its search.
+        self.weights = source_weights or model.backbone.weights_fingerprint()
 
     def states(self, split: Split, prefix: int, label: str):
         return self.cache.states(
