@@ -185,3 +185,17 @@ def test_key_changes_with_text_pooling(tmp_path, tiny_bert_dir, intents_dir):
     a = cache.states(mean, "w", split, 3, 8, CPU)["features"]
     b = cache.states(cls, "w", split, 3, 8, CPU)["features"]
     assert cache.stats.misses == 2 and not torch.allclose(a, b)
+
+
+def test_a_copy_of_the_data_with_new_timestamps_hits_the_cache(tmp_path, backbone):
+    import os
+    import shutil
+
+    from tests import helpers
+
+    helpers.write_colour_images(tmp_path / "data", layout="flat", per_class=4)
+    shutil.copytree(tmp_path / "data", tmp_path / "copy")  # new files, new mtimes
+    os.utime(tmp_path / "copy" / "red" / sorted(os.listdir(tmp_path / "copy" / "red"))[0], (1, 1))
+    cache = FeatureCache(tmp_path / "cache")
+    original = cache.key(backbone, "w", load_task_data(str(tmp_path / "data")).train, 1)
+    assert cache.key(backbone, "w", load_task_data(str(tmp_path / "copy")).train, 1) == original

@@ -130,12 +130,26 @@ class AudioInputs:
         return str(self.paths[i])
 
 
+#: Content digests by (path, size, mtime): a file unchanged since it was hashed is not read again.
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        with open(path, "rb") as handle:
+            _FILE_DIGESTS[key] = hashlib.file_digest(handle, "blake2b").hexdigest()[:32]
+    return _FILE_DIGESTS[key]
+
+
 def paths_fingerprint(paths: Sequence[Path]) -> str:
-    """Changes when any file is replaced, edited or renamed, without reading the contents."""
+    """The files' contents, in order: an edited or replaced file changes it, while a copy of the same data
+    (another folder, new timestamps: a restored backup, a re-synced share) keeps it and reuses the cache.
+    Reading the bytes costs far less than decoding them, which the cache exists to skip."""
     digest = hashlib.sha256()
     for path in paths:
-        stat = path.stat()
-        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(file_digest(path).encode())
     return digest.hexdigest()[:16]
 
 
