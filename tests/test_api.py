@@ -375,3 +375,19 @@ def test_training_from_scratch_starts_from_seeded_random_weights(tmp_path, colou
     again = transferopt.load(tmp_path / "scratch")
     assert again.config.pretrained is False
     assert torch.equal(backbone_weights(again), backbone_weights(runs[0]))
+
+
+def test_calibration_and_the_validation_metrics_share_one_pass(colour_folder, monkeypatch):
+    from transferopt.engine.run import Transfer
+
+    passes = []
+    original = Transfer.probabilities
+
+    def counting(self, split, prefix, label):
+        passes.append(label)
+        return original(self, split, prefix, label)
+
+    monkeypatch.setattr(Transfer, "probabilities", counting)
+    result = transferopt.fit(str(colour_folder), "tiny-effnet", "partial", strategy_options={"k": 1}, epochs=1)
+    assert result.metrics["temperature"] is not None
+    assert passes.count("val") == 1  # the metrics reuse the calibration's predictions

@@ -230,7 +230,7 @@ def fit(
     transfer = Transfer(transfer_model, task, config, cache or FeatureCache())
     outcome = transfer.run(strategy_obj, hooks)
     eval_started = time.perf_counter()
-    metrics: dict[str, Any] = {"val": split_metrics(transfer, task, "val", outcome.prefix)}
+    metrics: dict[str, Any] = {"val": split_metrics(transfer, task, "val", outcome.prefix, outcome.val_probs)}
     if task.test is not None:
         metrics["test"] = split_metrics(transfer, task, "test", outcome.prefix)
     timing = dict(outcome.timing)
@@ -305,11 +305,16 @@ def scored_transcripts(heard: list[str], references: list[str]) -> dict[str, Any
     return metrics
 
 
-def split_metrics(transfer: Transfer, task: TaskData, name: str, prefix: int) -> dict[str, Any]:
+def split_metrics(
+    transfer: Transfer, task: TaskData, name: str, prefix: int, probs: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Metrics of the transferred model on a split; `probs` are its predictions there, when known already."""
     split = task.split(name)
     if task.task == "transcription":
         return scored_transcripts(transfer.transcriptions(split, prefix, name), split.transcripts)
-    return classification_metrics(transfer.probabilities(split, prefix, name), split.labels, task.classes, detail=True)
+    if probs is None:
+        probs = transfer.probabilities(split, prefix, name)
+    return classification_metrics(probs, split.labels, task.classes, detail=True)
 
 
 #: Task names as users say them (CLI `--task`), mapped to the data task they train.

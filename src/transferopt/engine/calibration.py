@@ -11,16 +11,24 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     per-row constant, which softmax ignores."""
     from scipy.optimize import minimize_scalar
 
-    log_probs = np.log(np.clip(probs, 1e-12, 1.0))
-
     def nll(log_t: float) -> float:
-        scaled = log_probs / np.exp(log_t)
-        scaled -= scaled.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(scaled).sum(axis=1))
-        return float((log_norm - scaled[np.arange(len(labels)), labels]).mean())
+        return float(-scaled_log_probabilities(probs, np.exp(log_t))[np.arange(len(labels)), labels].mean())
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
+
+
+def scaled_log_probabilities(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """log softmax(log p / T)."""
+    scaled = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    return scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+
+
+def scaled_probabilities(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """What the head predicts once `temperature` is folded in, from what it predicted before: no second
+    pass over the data (a full fine-tune's validation pass is seconds of a search's budget)."""
+    return np.exp(scaled_log_probabilities(probs, temperature))
 
 
 def fold_temperature(head: torch.nn.Linear, temperature: float) -> None:

@@ -16,7 +16,7 @@ from ..models.base import TransferModel
 from ..strategies.base import Strategy
 from ..strategies.lora import adapter_of, merge_adapter
 from .cache import FeatureCache
-from .calibration import fit_temperature, fold_temperature
+from .calibration import fit_temperature, fold_temperature, scaled_probabilities
 from .head import fit_logistic_head
 from .states import CachedBatches, RawBatches
 from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, seed_everything, train
@@ -40,6 +40,8 @@ class RunOutcome:
     trainable_params: int = 0
     trained_groups: list[str] = field(default_factory=list)
     temperature: float | None = None
+    #: Validation probabilities of the final (calibrated) model, when calibration already computed them.
+    val_probs: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,16 +138,19 @@ class Transfer:
             history = self.train(strategy, prefix, balanced, hooks)
         adapter = export_adapter(model)
         merge_adapter(model)
-        temperature = None
+        temperature = val_probs = None
         if config.calibrate and not self.transcribing:
-            val_probs = self.probabilities(data.val, prefix, "val")
-            temperature = fit_temperature(val_probs, data.val.labels)
+            uncalibrated = self.probabilities(data.val, prefix, "val")
+            temperature = fit_temperature(uncalibrated, data.val.labels)
             fold_temperature(model.classifier, temperature)
+            val_probs = scaled_probabilities(uncalibrated, temperature)
         timing["feature_cache_s"] = self.cache.stats.compute_s - compute_before
         timing["train_s"] = history.train_s if history else 0.0
         timing["fit_s"] = time.perf_counter() - started
         notes = [f"balanced class weights (train counts {np.bincount(data.train.labels).tolist()})"] if balanced else []
-        return RunOutcome(prefix, history, head_fit, timing, adapter, notes, trainable, trained_groups, temperature)
+        return RunOutcome(
+            prefix, history, head_fit, timing, adapter, notes, trainable, trained_groups, temperature, val_probs
+        )
 
     def fit_head(self, strategy: Strategy, balanced: bool) -> dict:
         n = self.model.backbone.num_groups
