@@ -199,3 +199,18 @@ def test_a_copy_of_the_data_with_new_timestamps_hits_the_cache(tmp_path, backbon
     cache = FeatureCache(tmp_path / "cache")
     original = cache.key(backbone, "w", load_task_data(str(tmp_path / "data")).train, 1)
     assert cache.key(backbone, "w", load_task_data(str(tmp_path / "copy")).train, 1) == original
+
+
+def test_text_features_are_computed_in_batches_of_similar_length(tmp_path, tiny_bert_name, intents_dir, monkeypatch):
+    split = load_task_data(str(intents_dir)).train
+    bert = resolve_backbone(tiny_bert_name).eval()
+    batches = []
+    prepare = bert.prepare
+    monkeypatch.setattr(
+        bert, "prepare", lambda inputs, index, train=False: batches.append(index) or prepare(inputs, index)
+    )
+    features = FeatureCache(tmp_path).states(bert, "w", split, bert.num_groups, 4, CPU)["features"]
+    lengths = [[len(split.inputs.texts[i]) for i in batch] for batch in batches]
+    assert [n for batch in lengths for n in batch] == sorted(len(t) for t in split.inputs.texts)
+    with torch.no_grad():  # and the rows come back in the data's order
+        assert torch.allclose(features[5], bert.features(prepare(split.inputs, [5]))[0], atol=1e-5)

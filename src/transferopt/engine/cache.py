@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.types import Split
 from ..models.base import Backbone, State
 from .progress import progress_bar
-from .states import concat_states, to_device
+from .states import concat_states, slice_state, to_device
 
 # Above this size a cache entry stays in memory only: writing and re-reading gigabytes of decoded
 # pixels is slower than decoding again.
@@ -111,9 +112,11 @@ def compute_prefix_states(
     was_training = backbone.training
     backbone.eval()
     parts = []
+    order = backbone.inference_order(split.inputs)
+    positions = np.arange(len(split)) if order is None else order
     with torch.no_grad(), progress_bar(f"features {label}".strip(), total=len(split)) as advance:
         for start in range(0, len(split), batch_size):
-            index = list(range(start, min(start + batch_size, len(split))))
+            index = positions[start : start + batch_size].tolist()
             state = to_device(backbone.prepare(split.inputs, index, train=False), device)
             state = backbone.run_groups(state, 0, prefix)
             if prefix == backbone.num_groups:
@@ -122,7 +125,10 @@ def compute_prefix_states(
             parts.append({k: v.detach().cpu().contiguous() for k, v in state.items()})
             advance(len(index))
     backbone.train(was_training)
-    return concat_states(parts)
+    states = concat_states(parts)
+    if order is not None:
+        states = slice_state(states, torch.as_tensor(np.argsort(order)))  # back to the data's order
+    return states
 
 
 def write_atomically(path: Path, states: State) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,6 +68,11 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def prepare(self, inputs: Any, index: Sequence[int], train: bool = False) -> State:
         """Turn raw inputs (images/texts) at `index` into the state entering group 0."""
+
+    def inference_order(self, inputs: Any) -> np.ndarray | None:
+        """An order to run inference in so each batch holds inputs of similar length (less padding to
+        compute), or None to keep the data's order."""
+        return None
 
     @abstractmethod
     def run_groups(self, state: State, start: int, stop: int) -> State:

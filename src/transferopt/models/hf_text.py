@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -87,6 +88,11 @@ class HFTextBackbone(Backbone):
 
     def prepare(self, inputs: TextInputs, index: Sequence[int], train: bool = False) -> State:
         return self.tokenize([inputs.texts[int(i)] for i in index])
+
+    def inference_order(self, inputs: TextInputs) -> np.ndarray:
+        # Batches pad to their longest text: sorted by length, a batch of short queries stays short
+        # (sentence-transformers' encode does the same). Characters stand in for tokens.
+        return np.argsort([len(text) for text in inputs.texts], kind="stable")
 
     def preprocessing_signature(self, train: bool = False) -> str:
         return json.dumps(
