@@ -36,6 +36,11 @@ def test_rank_image_candidates(tmp_path, colour_folder):
     # Saved files sort their keys; the saved profile must still run from input to output.
     saved = json.loads(json.dumps(effnet.to_dict(), sort_keys=True))
     assert [entry["group"] for entry in saved["depth_profile"]] == list(effnet.depth_profile)
+    # The profile's pass is timed at every cache boundary: the cost of running the network that far.
+    assert effnet.boundaries == list(range(len(effnet.depth_profile) + 1))
+    assert len(effnet.pass_seconds) == len(effnet.boundaries)
+    assert all(b >= a for a, b in zip(effnet.pass_seconds, effnet.pass_seconds[1:], strict=False))
+    assert effnet.pass_seconds[-1] > effnet.pass_seconds[0] > 0
     # One forward pass per candidate and split: a second ranking hits the cache only.
     misses = cache.stats.misses
     rank_candidates(task, ["tiny-effnet"], config, cache=cache, profile_depth=False)

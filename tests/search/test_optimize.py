@@ -62,6 +62,9 @@ def test_search_within_budget_saves_a_loadable_winner(tmp_path, colour_folder):
     loaded = transferopt.load(out)
     assert loaded.config.model == winner["model"] and loaded.config.strategy == winner["strategy"]
     assert loaded.evaluate(str(colour_folder), "val")["accuracy"] == pytest.approx(winner["val"]["accuracy"])
+    # Each model's frozen prefixes whose states a trial cached: later trials are priced without them.
+    cached = json.loads((out / "optimize.json").read_text())["cached_prefixes"]
+    assert {r["model"] for r in rows if not r["augment"]} <= set(cached)
 
 
 def test_out_must_be_empty_unless_resuming(tmp_path, colour_folder):
@@ -320,3 +323,24 @@ def test_the_winner_is_scored_on_test_from_the_states_its_search_cached(
     assert state["best"]["test"]["accuracy"] == pytest.approx(fitted.metrics["test"]["accuracy"])
     saved = json.loads((out / MODEL_DIR / "metrics.json").read_text())
     assert "confusion_matrix" in saved["test"]["detail"]  # the report's error analysis reads it
+
+
+def test_plans_that_cannot_reach_a_check_in_the_time_left_are_skipped(tmp_path, colour_folder, monkeypatch):
+    from transferopt.search import study
+
+    def priced(plan, *args):
+        return 0.0 if plan.strategy == "linear-probe" else 1e6
+
+    monkeypatch.setattr(study, "seconds_to_first_check", priced)
+    out = tmp_path / "search"
+    settings = OptimizeSettings(
+        data=str(colour_folder), candidates=["tiny-effnet"], budget_s=600, out=out, max_epochs=3, early_stop=False
+    )
+    started = time.monotonic()
+    summary = optimize(settings)
+    assert time.monotonic() - started < 60  # nothing that could not finish was started
+    assert {r["strategy"] for r in summary["leaderboard"]} == {"linear-probe"}
+    assert len(summary["skipped"]) == study.MAX_SKIPS
+    assert all("first validation check" in s["reason"] for s in summary["skipped"])
+    assert "would not fit in the time left" in summary["stopped_early"]
+    assert "Not started, for want of time" in (out / "summary.md").read_text()

@@ -137,6 +137,8 @@ def check_conformance(strategy_name: str, options: dict, model: TransferModel, s
     first = next((i for i, g in enumerate(groups) if g & trainable), len(groups))
     assert prefix in model.backbone.cache_boundaries() and prefix <= first
     assert not set().union(set(), *groups[:prefix]) & trainable
+    # Told before any model exists (the search prices trials by it), never later than what trains.
+    assert strategy.first_trained_group(len(groups)) <= first
     return trainable
 
 
@@ -189,6 +191,7 @@ def test_partial_trains_exactly_the_last_k_groups(model_name, tiny_bert_name):
         trained = [i for i, g in enumerate(group_params(model)) if g & trainable]
         assert trained == list(range(n - k, n))
         assert frozen_prefix(model) == n - k
+        assert make_strategy("partial", {"k": k}).first_trained_group(n) == n - k
 
 
 @pytest.mark.parametrize("k", [0, 8])
@@ -364,3 +367,13 @@ def test_every_strategy_search_space_builds_a_valid_strategy(name):
     assert all(p.startswith(f"{name}.") for p in seen), seen
     if name in ("partial", "lora"):
         assert any(p.endswith((".k", ".last_k")) for p in seen)
+
+
+def test_first_trained_group_follows_the_options():
+    n = 7
+    assert make_strategy("linear-probe").first_trained_group(n) == n
+    assert make_strategy("full").first_trained_group(n) == 0
+    assert make_strategy("lora", {"last_k": 2}).first_trained_group(n) == 5
+    assert make_strategy("lp-ft", {"then": "partial", "then_options": {"k": 1}}).first_trained_group(n) == 6
+    with pytest.raises(ConfigError, match="lora: last_k must be between 1 and 7"):
+        make_strategy("lora", {"last_k": 9}).first_trained_group(n)

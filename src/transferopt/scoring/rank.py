@@ -28,6 +28,10 @@ class CandidateScores:
     depth_profile: dict[str, float] = field(default_factory=dict)
     best_depth: str = ""
     seconds: float = 0.0
+    #: Seconds per example (inference) to reach each cache boundary, preparing the inputs counted at
+    #: boundary 0, measured by the depth profile's pass: what the search prices a trial's passes by.
+    boundaries: list[int] = field(default_factory=list)
+    pass_seconds: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         # The depth profile as an ordered list (input to output): JSON files here are written with sorted
@@ -53,21 +57,32 @@ def pool_any(state: State) -> torch.Tensor:
     return x.mean(dim=(2, 3)) if x.dim() == 4 else x.mean(dim=1) if x.dim() == 3 else x
 
 
-def depth_features(backbone: Backbone, split: Split, batch_size: int, device: torch.device) -> list[np.ndarray]:
-    """Pooled output of every layer group, from a single pass over the data."""
-    boundaries = [b for b in backbone.cache_boundaries() if b > 0]
-    outputs: list[list[np.ndarray]] = [[] for _ in boundaries]
+def depth_features(
+    backbone: Backbone, split: Split, batch_size: int, device: torch.device
+) -> tuple[list[np.ndarray], list[float]]:
+    """Pooled output of every layer group, from a single pass over the data, and the seconds per example
+    that pass took to reach each cache boundary (preparing the inputs counts at boundary 0)."""
+    boundaries = backbone.cache_boundaries()
+    outputs: list[list[np.ndarray]] = [[] for _ in boundaries[1:]]
+    seconds = np.zeros(len(boundaries))
     backbone.eval()
     with torch.no_grad():
         for start in range(0, len(split), batch_size):
             index = list(range(start, min(start + batch_size, len(split))))
+            tick = time.perf_counter()
             state = to_device(backbone.prepare(split.inputs, index), device)
+            seconds[0] += time.perf_counter() - tick
             done = 0
-            for slot, boundary in enumerate(boundaries):
+            for slot, boundary in enumerate(boundaries[1:], 1):
+                tick = time.perf_counter()
                 state = backbone.run_groups(state, done, boundary)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # kernels run asynchronously: time them, not their launch
+                seconds[slot] += time.perf_counter() - tick
                 done = boundary
-                outputs[slot].append(pool_any(state).float().cpu().numpy())
-    return [np.concatenate(parts) for parts in outputs]
+                outputs[slot - 1].append(pool_any(state).float().cpu().numpy())
+    per_example = np.cumsum(seconds) / max(len(split), 1)
+    return [np.concatenate(parts) for parts in outputs], per_example.tolist()
 
 
 DEPTH_PROFILE_EXAMPLES = 300
@@ -125,7 +140,8 @@ def score_candidate(
     if profile_depth:
         # A stratified subsample bounds the extra pass: the profile only needs the shape across depths.
         sample = subsample(task.train, DEPTH_PROFILE_EXAMPLES, config.seed)
-        per_depth = depth_features(backbone, sample, config.batch_size, device)
+        per_depth, candidate.pass_seconds = depth_features(backbone, sample, config.batch_size, device)
+        candidate.boundaries = backbone.cache_boundaries()
         names = [backbone.group_names[b - 1] for b in backbone.cache_boundaries() if b > 0]
         candidate.depth_profile = {
             group: scores.linear_probe_cv_accuracy(features, sample.labels, seed=config.seed)

@@ -26,6 +26,7 @@ from ..reporting.rundir import read_json, write_json
 from ..scoring import rank_candidates
 from ..strategies import STRATEGIES, ModelShape
 from .budget import Budget
+from .cost import seconds_to_first_check
 from .space import TrialPlan, suggest_plan
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ RESERVE_S = 5.0
 HEADLINE_METRICS = ("accuracy", "macro_f1", "auc", "wer", "cer")
 # Consecutive proposals of already-measured plans after which the search stops early.
 MAX_REPEATS = 25
+#: Plans in a row skipped for not fitting in the time left before the search gives up.
+MAX_SKIPS = 5
 # The search also stops early once it stops paying: this many trials in a row without a new best, and
 # at least as much time spent since the best was found as it took to find it. The budget is a ceiling.
 PATIENCE_TRIALS = 5
@@ -146,7 +149,8 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
 
     # At least one finished trial (the top candidate's probe, on features the ranking already cached)
     # so every search ends with a model, however small the budget.
-    repeats = 0
+    repeats = skips = 0
+    priced = {c["model"]: c for c in ranking}
     while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
         if settings.max_trials is not None and completed(study) and finished_trials(study) >= settings.max_trials:
             state["stopped"] = f"reached the limit of {settings.max_trials} trials"
@@ -168,6 +172,16 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
                 break
             continue
         repeats = 0
+        if completed(study) and (reason := would_not_fit(plan, priced[plan.model], task, state, budget)):
+            # Not started: work that cannot stop part-way (a prefix's states, the first epoch) would run
+            # past the budget. A cheaper plan may still fit.
+            skip_trial(study, trial, plan, reason, state)
+            skips += 1
+            if skips >= MAX_SKIPS:
+                state["stopped"] = f"{MAX_SKIPS} plans in a row would not fit in the time left (the last {reason})"
+                break
+            continue
+        skips = 0
         best_before = (state.get("best") or {}).get("trial")
         value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
         found_better = (state.get("best") or {}).get("trial") != best_before
@@ -401,17 +415,40 @@ def finished_with_same_params(study, trial) -> float | None:
 
 
 def finished_trials(study) -> int:
-    """Trials that ran to an end (enqueued ones waiting their turn do not count)."""
+    """Trials that ran to an end (enqueued ones waiting their turn and skipped ones do not count)."""
     import optuna
 
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    return len(study.get_trials(deepcopy=False, states=done))
+    return sum("skipped" not in t.user_attrs for t in study.get_trials(deepcopy=False, states=done))
 
 
 def completed(study) -> bool:
     import optuna
 
     return any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+
+
+def would_not_fit(plan: TrialPlan, candidate: dict, task: TaskData, state: dict, budget: Budget) -> str | None:
+    """Why a plan cannot reach its first validation check before the budget ends, if it cannot."""
+    cached = (state.get("cached_prefixes") or {}).get(plan.model, [])
+    cost = seconds_to_first_check(plan, candidate, len(task.train), len(task.val), checks_per_epoch(task), cached)
+    if cost is None or budget.remaining_s >= RESERVE_S + cost:
+        return None
+    return f"needs about {cost:.0f}s to its first validation check, {budget.remaining_s:.0f}s left"
+
+
+def remember_cached_prefix(state: dict, model: str, prefix: int) -> None:
+    cached = state.setdefault("cached_prefixes", {}).setdefault(model, [])
+    if prefix not in cached:
+        cached.append(prefix)
+
+
+def skip_trial(study, trial, plan: TrialPlan, reason: str, state: dict) -> None:
+    import optuna
+
+    state.setdefault("skipped", []).append({**dataclasses.asdict(plan), "trial": trial.number, "reason": reason})
+    trial.set_user_attr("skipped", reason)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def expected_seconds(study) -> float:
@@ -476,6 +513,8 @@ def run_trial(
     for split in ("val", "test"):
         if split in result.metrics:
             trial.set_user_attr(split, {k: v for k, v in result.metrics[split].items() if k in HEADLINE_METRICS})
+    if not config.augment:  # its frozen prefix's states are cached now: a later trial gets them free
+        remember_cached_prefix(state, plan.model, result.metrics["frozen_prefix"])
     trial.set_user_attr("trained_groups", result.metrics["trained_groups"])
     trial.set_user_attr("trainable_params", result.metrics["trainable_params"])
     trial.set_user_attr("seconds", time.perf_counter() - started)

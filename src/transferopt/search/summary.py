@@ -66,6 +66,7 @@ def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> di
         "best_linear_probe": best_of(rows, "linear-probe"),
         "best_full_fine_tune": best_of(rows, "full"),
         "leaderboard": rows,
+        "skipped": state.get("skipped", []),
         "model_dir": "model",
     }
     write_json(out / "summary.json", summary)
@@ -126,4 +127,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"| {r['trial']} | {r['model']} | {r['strategy']} | {r['options'] or ''} | "
             f"{r[f'val_{metric}']:.4f} | {r['state']} | {r['seconds']:.0f} |"
         )
+    if summary.get("skipped"):
+        lines += ["", "Not started, for want of time:", ""]
+        lines += [
+            f"- trial {s['trial']}: {s['model']} `{s['strategy']}` {s['options'] or ''} ({s['reason']})"
+            for s in summary["skipped"]
+        ]
     return "\n".join(lines) + "\n"

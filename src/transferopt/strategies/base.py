@@ -68,6 +68,11 @@ class Strategy(ABC):
     def head_lr_scale(self, configured: float) -> float:
         return configured
 
+    def first_trained_group(self, num_groups: int) -> int:
+        """The first layer group this strategy trains (`num_groups` when none), known before any model is
+        built: the search prices a trial by the layers its passes run through."""
+        return 0
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "options": dataclasses.asdict(self.options)}
 

@@ -45,6 +45,12 @@ class Lora(Strategy):
         # alpha = 2r keeps the adapter's effective step size comparable across ranks (LoRA paper, 4.1).
         return {"rank": rank, "alpha": 2.0 * rank, "last_k": last_k}
 
+    def first_trained_group(self, num_groups: int) -> int:
+        k = self.options.last_k if self.options.last_k is not None else num_groups
+        if not 1 <= k <= num_groups:
+            raise ConfigError(f"lora: last_k must be between 1 and {num_groups}, got {k}")
+        return num_groups - k
+
     def target_names(self, model: TransferModel) -> list[str]:
         backbone = model.backbone
         targets = self.options.target_modules
@@ -52,14 +58,14 @@ class Lora(Strategy):
             targets = [t.strip() for t in targets.split(",") if t.strip()]
         suffixes = set(targets or backbone.default_lora_targets())
         n = backbone.num_groups
-        k = self.options.last_k if self.options.last_k is not None else n
-        if not 1 <= k <= n:
-            raise ConfigError(f"lora: last_k must be between 1 and {n}, got {k}")
+        first = self.first_trained_group(n)
         names = [
-            name for group in backbone.group_modules()[n - k :] for name in adaptable_modules(backbone, group, suffixes)
+            name for group in backbone.group_modules()[first:] for name in adaptable_modules(backbone, group, suffixes)
         ]
         if not names:
-            raise ConfigError(f"lora: no Linear/Conv2d module named {sorted(suffixes)} in the last {k} layer groups")
+            raise ConfigError(
+                f"lora: no Linear/Conv2d module named {sorted(suffixes)} in the last {n - first} layer groups"
+            )
         return sorted(set(names))
 
     def apply(self, model: TransferModel) -> None:

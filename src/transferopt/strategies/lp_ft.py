@@ -44,6 +44,9 @@ class LpFt(Strategy):
     def apply(self, model: TransferModel) -> None:
         self.inner.apply(model)
 
+    def first_trained_group(self, num_groups: int) -> int:
+        return self.inner.first_trained_group(num_groups)
+
     def default_lr(self, modality: str) -> float:
         # A good head already exists, so the features need only a gentle nudge.
         return self.inner.default_lr(modality) / 2

@@ -41,6 +41,9 @@ class LinearProbe(Strategy):
     def apply(self, model: TransferModel) -> None:
         freeze_backbone(model)
 
+    def first_trained_group(self, num_groups: int) -> int:
+        return num_groups
+
 
 @dataclasses.dataclass
 class PartialOptions:
@@ -68,7 +71,10 @@ class Partial(Strategy):
 
     def apply(self, model: TransferModel) -> None:
         n = model.backbone.num_groups
-        train_groups(model, n - self.groups_to_train(n))
+        train_groups(model, self.first_trained_group(n))
+
+    def first_trained_group(self, num_groups: int) -> int:
+        return num_groups - self.groups_to_train(num_groups)
 
 
 @STRATEGIES.register("full")
