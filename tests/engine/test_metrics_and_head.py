@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
 from transferopt.engine import classification_metrics
-from transferopt.engine.head import fit_logistic_head, softmax_parameters
+from transferopt.engine.head import HeadSearch, fit_logistic_head, softmax_parameters
 from transferopt.engine.metrics import expected_calibration_error, score
 
 
@@ -93,8 +93,9 @@ def test_fit_logistic_head_picks_the_best_c_and_fills_the_head():
     x_train = centers[y_train] + rng.normal(scale=0.5, size=(30, 4))
     x_val = centers[y_val] + rng.normal(scale=0.5, size=(15, 4))
     head = torch.nn.Linear(4, 3)
-    info = fit_logistic_head(head, x_train, y_train, x_val, y_val, ["a", "b", "c"], [1e-4, 1.0], None, "accuracy", 0)
-    assert info["C"] == 1.0 and info["val_accuracy"] == 1.0
+    search = HeadSearch([1e-4, 1.0])
+    info = fit_logistic_head(head, (x_train, y_train), (x_val, y_val), ["a", "b", "c"], search, None, "accuracy", 0)
+    assert info == {"C": 1.0, "val_accuracy": 1.0}
     with torch.no_grad():
         predictions = head(torch.as_tensor(x_val, dtype=torch.float32)).argmax(1).numpy()
     assert (predictions == y_val).all()
@@ -102,3 +103,24 @@ def test_fit_logistic_head_picks_the_best_c_and_fills_the_head():
     with torch.no_grad():
         probs = torch.softmax(head(torch.as_tensor(x_val, dtype=torch.float32)), 1).numpy()
     assert np.allclose(probs, reference.predict_proba(x_val), atol=1e-2)
+
+
+def test_extra_examples_join_training_only_when_validation_prefers_them():
+    # Class 2 is missing from training: only its extra example (say, its name's features) teaches it.
+    rng = np.random.default_rng(0)
+    centers = np.array([[2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]])
+    y_train, y_val = np.array([0] * 5 + [1] * 5), np.arange(9) % 3
+    x_train = centers[y_train] + rng.normal(scale=0.3, size=(10, 3))
+    x_val = centers[y_val] + rng.normal(scale=0.3, size=(9, 3))
+    names = (centers, np.arange(3))
+    head = torch.nn.Linear(3, 3)
+    search = HeadSearch([1.0, 10.0], names, [0, 2])
+    info = fit_logistic_head(head, (x_train, y_train), (x_val, y_val), ["a", "b", "c"], search, None, "accuracy", 0)
+    assert info["name_examples"] == 2 and info["val_accuracy"] == 1.0
+    # Misleading names (each class's name sits on another class's examples) are left out.
+    wrong = (centers[[1, 2, 0]], np.arange(3))
+    y_train3 = np.arange(30) % 3
+    x_train3 = centers[y_train3] + rng.normal(scale=0.3, size=(30, 3))
+    search = HeadSearch([1.0], wrong, [0, 1])
+    info = fit_logistic_head(head, (x_train3, y_train3), (x_val, y_val), ["a", "b", "c"], search, None, "accuracy", 0)
+    assert info["name_examples"] == 0

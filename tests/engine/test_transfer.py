@@ -10,7 +10,7 @@ import transferopt
 from transferopt.config import FitConfig
 from transferopt.data import load_task_data
 from transferopt.engine import FeatureCache, StopTraining, Transfer, frozen_prefix
-from transferopt.engine.run import balance_classes, class_weight_tensor
+from transferopt.engine.run import balance_classes, class_weight_tensor, readable
 from transferopt.models import TransferModel, configure_backbone, resolve_backbone
 from transferopt.models.hf_text import HFTextBackbone
 from transferopt.models.timm_backbone import TimmBackbone
@@ -365,3 +365,33 @@ def test_a_hook_can_stop_training_mid_epoch(colour_folder):
         hooks=[stop_at_first_partial],
     )  # fmt: skip
     assert result.history == []  # stopped before the first epoch ended
+
+
+def test_a_text_probe_tries_each_class_name_as_an_example(tmp_path, intents_dir, tiny_bert_name, colour_folder):
+    cache = FeatureCache(tmp_path)
+    transfer = make_transfer(str(intents_dir), tiny_bert_name, cache)
+    names = transfer.class_name_examples([0, 1])
+    assert names is not None and names[0].shape == (3, transfer.model.backbone.num_features)
+    assert names[1].tolist() == [0, 1, 2]
+    assert transfer.class_name_examples([0]) is None  # not asked for
+    read = []
+    original = cache.states
+
+    def spy(backbone, weights, split, *args):
+        read.append(getattr(split.inputs, "texts", None))
+        return original(backbone, weights, split, *args)
+
+    cache.states = spy
+    outcome = transfer.run(make_strategy("linear-probe"))
+    assert read[2] == transfer.data.classes  # the class names, read as text
+    assert outcome.head_fit["name_examples"] in (0, 1)
+    # Images have no names to read: their probe fits on the images alone.
+    image = make_transfer(str(colour_folder), "tiny-effnet", FeatureCache(tmp_path / "images"))
+    assert image.class_name_examples([0, 1]) is None
+    assert "name_examples" not in image.run(make_strategy("linear-probe")).head_fit
+
+
+def test_class_names_are_read_as_words():
+    assert readable("card_arrival") == "card arrival"
+    assert readable("lost-or-stolen  card") == "lost or stolen card"
+    assert readable("Refund_not_showing_up") == "Refund not showing up"

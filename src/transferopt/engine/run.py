@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,14 +11,14 @@ import numpy as np
 import torch
 
 from ..config import FitConfig
-from ..data.types import Split, TaskData
+from ..data.types import Split, TaskData, TextInputs
 from ..errors import ConfigError
 from ..models.base import TransferModel
 from ..strategies.base import Strategy
 from ..strategies.lora import adapter_of, merge_adapter
 from .cache import FeatureCache
 from .calibration import fit_temperature, fold_temperature, scaled_probabilities
-from .head import fit_logistic_head
+from .head import HeadSearch, fit_logistic_head
 from .states import CachedBatches, RawBatches
 from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, seed_everything, train
 from .transcription import TranscriptionObjective, transcribe_batches
@@ -156,19 +157,27 @@ class Transfer:
         n = self.model.backbone.num_groups
         train_features = self.states(self.data.train, n, "train")["features"].numpy()
         val_features = self.states(self.data.val, n, "val")["features"].numpy()
-        c_values = strategy.options.c_values
+        names = self.class_name_examples(strategy.options.name_examples)
         return fit_logistic_head(
             self.model.classifier,
-            train_features,
-            self.data.train.labels,
-            val_features,
-            self.data.val.labels,
+            (train_features, self.data.train.labels),
+            (val_features, self.data.val.labels),
             self.data.classes,
-            c_values,
+            HeadSearch(strategy.options.c_values, names, strategy.options.name_examples),
             "balanced" if balanced else None,
             self.config.metric,
             self.config.seed,
         )
+
+    def class_name_examples(self, copies: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Features of each class's name, read as text ("card_arrival" -> "card arrival"): with a handful of
+        examples per class, a name that says what the class means is one more example (label semantics,
+        as few-shot prompting exploits), and validation decides whether it helps."""
+        if self.model.backbone.modality != "text" or not any(copies) or self.transcribing:
+            return None
+        split = Split(TextInputs([readable(name) for name in self.data.classes]), np.arange(self.data.num_classes))
+        n = self.model.backbone.num_groups
+        return self.states(split, n, "class names")["features"].numpy(), split.labels
 
     def train(self, strategy: Strategy, prefix: int, balanced: bool, hooks: list[EpochHook] | None) -> TrainHistory:
         config, data = self.config, self.data
@@ -214,6 +223,11 @@ class Transfer:
 
     def transcriptions(self, split: Split, prefix: int, label: str) -> list[str]:
         return transcribe_batches(self.model, self.batches(split, prefix, label), prefix, self.device)
+
+
+def readable(class_name: str) -> str:
+    """A class name as words: "card_arrival" -> "card arrival"."""
+    return re.sub(r"[_\-\s]+", " ", class_name).strip()
 
 
 def describe_trainable(model: TransferModel) -> tuple[int, list[str]]:

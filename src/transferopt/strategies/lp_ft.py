@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..models.base import TransferModel
 from .base import STRATEGIES, ModelShape, Strategy
-from .simple import c_values_field
+from .simple import c_values_field, name_examples_field
 
 
 @dataclasses.dataclass
@@ -16,6 +16,7 @@ class LpFtOptions:
     then: str = dataclasses.field(default="full", metadata={"help": "strategy for the fine-tuning phase"})
     then_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     c_values: list[float] = c_values_field()
+    name_examples: list[int] = name_examples_field()
 
 
 @STRATEGIES.register("lp-ft")

@@ -14,6 +14,8 @@ from .base import STRATEGIES, ModelShape, Strategy, freeze_backbone, train_group
 
 # Inverse L2 strengths for the logistic-regression head; the best on validation is kept.
 DEFAULT_C_VALUES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+# Copies of each class's name added to a text probe's training examples; the best on validation is kept.
+DEFAULT_NAME_EXAMPLES = (0, 1)
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
@@ -24,9 +26,20 @@ def c_values_field() -> list[float]:
     )
 
 
+def name_examples_field() -> list[int]:
+    return dataclasses.field(
+        default_factory=lambda: list(DEFAULT_NAME_EXAMPLES),
+        metadata={
+            "help": "text models: copies of each class's name (e.g. 'card arrival') added to the probe's training "
+            "examples, 0 for none; the best on validation is kept"
+        },
+    )
+
+
 @dataclasses.dataclass
 class LinearProbeOptions:
     c_values: list[float] = c_values_field()
+    name_examples: list[int] = name_examples_field()
 
 
 @STRATEGIES.register("linear-probe")
