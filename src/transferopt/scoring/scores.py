@@ -93,16 +93,18 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     always better: rethinking transferability metrics", ICLR 2023 (plain covariance is singular when
     examples are fewer than dimensions, the usual few-shot case).
     """
-    from sklearn.covariance import LedoitWolf
+    from scipy.linalg import solve
+    from sklearn.covariance import ledoit_wolf
 
     f = np.asarray(features, dtype=np.float64)
     f = f - f.mean(axis=0)
-    covariance = LedoitWolf().fit(f).covariance_
-    class_means = np.zeros_like(f)
-    for c in np.unique(labels):
-        class_means[labels == c] = f[labels == c].mean(axis=0)
-    between = class_means.T @ class_means / len(f)
-    return float(np.trace(np.linalg.solve(covariance, between)))
+    # The function, not the estimator: LedoitWolf().fit also inverts the d x d matrix (1 s at d = 1280).
+    covariance, _ = ledoit_wolf(f, assume_centered=True)
+    classes, counts = np.unique(labels, return_counts=True)
+    means = np.stack([f[labels == c].mean(axis=0) for c in classes])
+    # cov(E[f|y]) = sum_c n_c mu_c mu_c^T / n, so the trace needs one solve per class, not an inverse.
+    solved = solve(covariance, means.T, assume_a="pos")
+    return float((counts * (means.T * solved).sum(axis=0)).sum() / len(f))
 
 
 def knn_loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
