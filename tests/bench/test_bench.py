@@ -83,6 +83,8 @@ def test_a_failing_system_is_recorded_with_its_reason(tmp_path, colour_folder, p
         ("datasets: [{name: a, data: b, models: m, shots: [0]}]\n", "shots must be positive integers or 'full'"),
         ("datasets: [{name: a, data: b, models: m, colour: red}]\n", "unknown field"),
         ("datasets: [\n", "not valid YAML"),
+        ("datasets: [{name: a, data: b, models: m, targets: {peer: p}}]\n", "targets must give peer, margin"),
+        ("datasets: [{name: a, data: b, models: m, targets: {peer: p, margin: x, time_ratio: 1}}]\n", "margin must"),
     ],
 )
 def test_suite_mistakes_are_one_clear_message(tmp_path, content, message):
@@ -242,3 +244,35 @@ def test_jobs_carry_absolute_data_paths_whatever_the_root(tmp_path, colour_folde
     suite = write_suite(tmp_path / "s.yaml", Path(colour_folder.name))
     (job, *_) = jobs(load_suite(suite), Path("."), seeds=1)
     assert job["data"] == str(colour_folder.resolve())
+
+
+def test_the_table_checks_each_shot_count_against_the_targets(tmp_path):
+    from transferopt.bench.suite import Targets
+    from transferopt.bench.table import write_table
+
+    def record(system, shots, seed, value, wall):
+        return {
+            "dataset": "d",
+            "shots": shots,
+            "system": system,
+            "seed": seed,
+            "metric": "accuracy",
+            "report_split": "test",
+            "metrics": {"accuracy": value},
+            "wall_s": wall,
+            "peak_memory_mb": 1.0,
+        }
+
+    records = [
+        *(record("transferopt", s, i, v, 10.0) for s, v in ((5, 0.80), (10, 0.86)) for i in range(2)),
+        *(record("peer", s, i, v, w) for s, v, w in ((5, 0.76, 50.0), (10, 0.79, 200.0)) for i in range(2)),
+        record("scratch", 10, 0, 0.60, 30.0),
+        record("scratch", None, 0, 0.84, 90.0),
+    ]
+    path = write_table(records, tmp_path / "t.md", "t", "cmd", targets={"d": Targets("peer", 0.05, 0.1)})
+    text = path.read_text()
+    assert "| 5 | +4.0 points | NO | 0.20 | NO | — |" in text
+    assert "| 10 | +7.0 points | yes | 0.05 | yes | +26.0 points |" in text
+    assert (
+        "with 10 examples per class (0.8600) reaches what training from scratch gets from all the data (0.8400)" in text
+    )

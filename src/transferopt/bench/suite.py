@@ -13,6 +13,25 @@ BUILTIN_SYSTEMS = ("transferopt", "linear-probe", "naive-fine-tune", "scratch")
 
 
 @dataclass
+class Targets:
+    peer: str
+    margin: float
+    time_ratio: float
+
+
+def parse_targets(value: Any, where: str) -> Targets:
+    if not isinstance(value, dict) or set(value) != {"peer", "margin", "time_ratio"}:
+        raise ConfigError(
+            f"{where}: targets must give peer, margin and time_ratio, e.g. {{peer: setfit, margin: 0.05, "
+            "time_ratio: 0.1}"
+        )
+    numbers = {k: value[k] for k in ("margin", "time_ratio")}
+    if bad := [k for k, v in numbers.items() if isinstance(v, bool) or not isinstance(v, int | float)]:
+        raise ConfigError(f"{where}: targets {', '.join(bad)} must be a number")
+    return Targets(str(value["peer"]), float(value["margin"]), float(value["time_ratio"]))
+
+
+@dataclass
 class DatasetSpec:
     name: str
     data: str  # relative to the data root unless absolute or builtin:
@@ -26,6 +45,9 @@ class DatasetSpec:
     #: ({5: 15s, full: 1m}). Peers' times differ with the data's size, and the comparison the issue asks
     #: for is accuracy at a fraction of the peer's time.
     budget: str | dict[int | None, str] | None = None
+    #: What transferopt must show against a peer here, checked in the table: at least `margin` more on
+    #: the metric, in at most `time_ratio` of the peer's wall-clock.
+    targets: Targets | None = None
 
     def budget_for(self, shots: int | None) -> str | None:
         if isinstance(self.budget, dict):
@@ -112,7 +134,7 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
         shots = [parse_shots(s, where) for s in item.get("shots", ["full"])]
         models = item["models"] if isinstance(item["models"], list) else [item["models"]]
-        known = {"name", "data", "models", "metric", "report_split", "shots", "systems", "budget"}
+        known = {"name", "data", "models", "metric", "report_split", "shots", "systems", "budget", "targets"}
         if unknown := sorted(set(item) - known):
             raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
         datasets.append(
@@ -125,6 +147,7 @@ def load_suite(path: str | Path) -> Suite:
                 shots=shots,
                 systems=[str(s) for s in item["systems"]] if "systems" in item else None,
                 budget=dataset_budget(item["budget"], shots, where) if "budget" in item else None,
+                targets=parse_targets(item["targets"], where) if "targets" in item else None,
             )
         )
     peers_dir = raw.get("peers_dir")

@@ -47,7 +47,9 @@ def table_row(shots: int | None, system: str, runs: list[dict], metric: str, ref
     )
 
 
-def write_table(records: list[dict], path: Path, title: str, command: str, notes: str = "") -> Path:
+def write_table(
+    records: list[dict], path: Path, title: str, command: str, notes: str = "", targets: dict | None = None
+) -> Path:
     groups = group(records)
     lines = [f"# {title}", "", f"Reproduce: `{command}`", ""]
     if notes:
@@ -70,8 +72,56 @@ def write_table(records: list[dict], path: Path, title: str, command: str, notes
                 runs = groups.get((dataset, shots, system), [])
                 lines.append(table_row(shots, system, runs, metric, reference))
         lines.append("")
+        if targets and dataset in targets:
+            lines += target_lines(groups, dataset, metric, targets[dataset])
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def mean_of(runs: list[dict], key) -> float | None:
+    values = [key(r) for r in runs if "error" not in r]
+    return statistics.mean(values) if values else None
+
+
+def target_lines(groups: dict, dataset: str, metric: str, target) -> list[str]:
+    """Each shot count checked against the data set's targets: the margin over the peer, the time ratio
+    to it, the margin over training from scratch, and whether 10 shots reach what scratch gets from all
+    the data (the learning-curve claim)."""
+
+    def metric_of(shots: int | None, system: str) -> float | None:
+        return mean_of(groups.get((dataset, shots, system), []), lambda r: r["metrics"][metric])
+
+    def time_of(shots: int | None, system: str) -> float | None:
+        return mean_of(groups.get((dataset, shots, system), []), lambda r: r["wall_s"])
+
+    peer = target.peer
+    lines = [
+        f"Targets against {peer}: at least {target.margin * 100:+.1f} points of {metric}, in at most "
+        f"{target.time_ratio:.2f} of its time.",
+        "",
+        f"| shots | {REFERENCE} − {peer} | met | time {REFERENCE} / {peer} | met | {REFERENCE} − scratch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for shots in dict.fromkeys(s for (d, s, _) in groups if d == dataset):
+        ours, theirs, scratch = (metric_of(shots, name) for name in (REFERENCE, peer, "scratch"))
+        if ours is None or theirs is None:
+            continue
+        margin, ratio = ours - theirs, time_of(shots, REFERENCE) / time_of(shots, peer)
+        over_scratch = f"{(ours - scratch) * 100:+.1f} points" if scratch is not None else "—"
+        lines.append(
+            f"| {shots_label(shots)} | {margin * 100:+.1f} points | {'yes' if margin >= target.margin else 'NO'} | "
+            f"{ratio:.2f} | {'yes' if ratio <= target.time_ratio else 'NO'} | {over_scratch} |"
+        )
+    few, full = metric_of(10, REFERENCE), metric_of(None, "scratch")
+    if few is None or full is None:
+        curve = f"not measured here ({REFERENCE} at 10 shots or scratch on all the data is missing)."
+    else:
+        reached = "reaches" if few >= full else "does NOT reach"
+        curve = (
+            f"{REFERENCE} with 10 examples per class ({few:.4f}) {reached} what training from scratch gets from "
+            f"all the data ({full:.4f})."
+        )
+    return lines + ["", f"Learning curve: {curve}", ""]
 
 
 def save(figure, stem: Path) -> list[Path]:

@@ -187,7 +187,8 @@ def bench(
     reproduce += ["--seeds", str(seeds)] if seeds is not None else []
     reproduce += ["--out", str(out)] if explicit_out else []
     command = shlex.join(reproduce)
-    table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command, spec.notes)
+    targets = {d.name: d.targets for d in spec.datasets if d.targets}
+    table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command, spec.notes, targets)
     plots = write_plots(records, out.parent / f"{spec.name}")
     typer.echo(table.read_text())
     typer.echo(f"records in {out}/records; plots: {', '.join(str(p) for p in plots)}")
