@@ -148,6 +148,32 @@ def test_frozen_batchnorm_inside_lora_groups_keeps_its_statistics(tmp_path, colo
     assert not any("lora" in k for k in merged)
 
 
+def test_lp_ft_keeps_batchnorm_statistics_and_trains_its_scale_and_shift(tmp_path, colour_folder):
+    """The probe was fitted on features normalised by the running statistics: LP-FT keeps them."""
+    transfer = make_transfer(
+        str(colour_folder), "tiny-effnet", FeatureCache(tmp_path), epochs=2, patience=5, batch_size=8, lr=1e-2
+    )
+    groups = transfer.model.backbone.group_modules()
+    statistics = bn_buffers(groups)
+    norms = [m for g in groups[5:] for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    affine = [(p, p.detach().clone()) for m in norms for p in (m.weight, m.bias)]
+    seen = []  # checked during training: the best epoch restored at the end may be the probe itself
+
+    def check(record: dict) -> None:
+        now = bn_buffers(groups)
+        seen.append(
+            {
+                "statistics kept": all(torch.equal(statistics[k], now[k]) for k in statistics),
+                "affine moved": any(not torch.equal(p, start) for p, start in affine),
+            }
+        )
+
+    outcome = transfer.run(make_strategy("lp-ft", {"then": "partial", "then_options": {"k": 2}}), [check])
+    assert outcome.prefix == 5 and len(outcome.history.epochs) == 2
+    assert statistics and affine and len(seen) == 2
+    assert all(s == {"statistics kept": True, "affine moved": True} for s in seen), seen
+
+
 def distance_from_start(l2sp: float, data: str, tmp_path) -> float:
     transfer = make_transfer(
         data,

@@ -202,6 +202,7 @@ class Transfer:
             metric=config.metric,
             seed=config.seed,
             checks_per_epoch=config.checks_per_epoch,
+            freeze_norm_statistics=strategy.keeps_norm_statistics,
             class_weights=class_weight_tensor(data.train.labels, data.num_classes) if balanced else None,
         )
         objective = TranscriptionObjective(data.val.transcripts) if self.transcribing else None

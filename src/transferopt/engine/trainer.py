@@ -36,6 +36,8 @@ class TrainSettings:
     #: Validation checks per epoch; those before the epoch's end only reach the hooks (a search prunes
     #: on them: data seen is its fidelity), never the history or the choice of the best epoch.
     checks_per_epoch: int = 1
+    #: BatchNorm layers normalise with their running statistics, as in evaluation, and do not update them.
+    freeze_norm_statistics: bool = False
 
 
 @dataclass
@@ -110,11 +112,16 @@ def check_points(batches: int, checks_per_epoch: int) -> set[int]:
     return {round(batches * j / checks_per_epoch) for j in range(1, checks_per_epoch)} - {0, batches}
 
 
-def enter_training_mode(model: TransferModel, prefix: int) -> None:
-    """Train mode for what trains; the frozen prefix and frozen normalisation layers stay in eval mode."""
+def enter_training_mode(model: TransferModel, prefix: int, freeze_norm_statistics: bool = False) -> None:
+    """Train mode for what trains; the frozen prefix and frozen normalisation layers stay in eval mode,
+    and with `freeze_norm_statistics` every BatchNorm layer does (its affine parameters still train)."""
     model.train()
     prefix_to_eval(model, prefix)
     set_frozen_norms_to_eval(model)
+    if freeze_norm_statistics:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._NormBase):
+                module.eval()
 
 
 def tell_hooks(hooks: list[EpochHook] | None, record: dict) -> bool:
@@ -188,7 +195,7 @@ def train(
         # first augmented fit of every process differ from the later, identical ones).
         seed_everything(settings.seed)
         for epoch in range(1, settings.epochs + 1):
-            enter_training_mode(model, prefix)
+            enter_training_mode(model, prefix, settings.freeze_norm_statistics)
             losses = []
             checks = check_points(len(train_batches), settings.checks_per_epoch)
             for step, (state, labels) in enumerate(train_batches.iterate(shuffle=True, generator=generator), 1):
@@ -214,7 +221,7 @@ def train(
                         "partial": True,
                         **val_record(val, settings.metric),
                     }
-                    enter_training_mode(model, prefix)
+                    enter_training_mode(model, prefix, settings.freeze_norm_statistics)
                     if not tell_hooks(hooks, record):
                         stopped = True
                         break

@@ -40,6 +40,8 @@ class Strategy(ABC):
     fits_head_first: ClassVar[bool] = False
     #: Whether gradient training follows (False only for the pure linear probe).
     trains: ClassVar[bool] = True
+    #: Keep BatchNorm's running statistics during training (its scale and shift still learn).
+    keeps_norm_statistics: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self.Options)}
