@@ -204,6 +204,11 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "strategies of one task in this run, so later strategies often show 0 s there. Augmented runs were",
         "not bit-reproducible when these were measured (Python's `random` was unseeded; since seeded): the",
         "4-epoch augmented pneumoniamnist run gave ACC 0.864 / AUC 0.952 in an earlier identical run.",
+        "Pneumoniamnist's validation split is drawn like its training split, while the official test split is",
+        "shifted (test normals are taken for pneumonia: normal recall 0.45 for the best-on-val run): validation",
+        "figures of 0.99 AUC sit beside test accuracy of 0.79-0.82 unless training is augmented; the augmented",
+        "LP-FT (then full) reaches test ACC 0.893 / AUC 0.969, but is second on val AUC and on val accuracy.",
+        "Class-balanced weighting does not close the gap (probe: test ACC 0.814 balanced, 0.8125 not).",
         "",
     ]
     for name, task in task_map.items():
@@ -211,24 +216,53 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         if not rows:
             continue
         split = task.report_split
+        # A task reported on test also shows the validation figures its runs are chosen by.
+        selects = ["val accuracy", "val AUC"] if split != "val" else []
         lines += [
             f"## {name} — {task.model}, {split} split",
             "",
-            "| strategy | accuracy | macro-F1 | AUC | ECE | trainable params | trained groups | time (s) "
-            "| features (s) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| "
+            + " | ".join(
+                [
+                    "strategy",
+                    *selects,
+                    "accuracy",
+                    "macro-F1",
+                    "AUC",
+                    "ECE",
+                    "trainable params",
+                    "trained groups",
+                    "time (s)",
+                    "features (s)",
+                ]
+            )
+            + " |",
+            "|" + "---|" * (9 + len(selects)),
         ]
         for r in rows:
             m = r[split]
-            auc = f"{m['auc']:.4f}" if "auc" in m else "—"
+            chosen_by = [f"{r['val']['accuracy']:.4f}", auc_text(r["val"])] if selects else []
             groups = ", ".join(r["trained_groups"]) or "head only"
-            lines.append(
-                f"| {r['label']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} | {m['ece']:.3f} | "
-                f"{r['trainable_params']:,} | {groups} | {r['wall_s']:.0f} | {r['timing']['feature_cache_s']:.0f} |"
-            )
+            cells = [
+                r["label"],
+                *chosen_by,
+                f"{m['accuracy']:.4f}",
+                f"{m['macro_f1']:.4f}",
+                auc_text(m),
+                f"{m['ece']:.3f}",
+                f"{r['trainable_params']:,}",
+                groups,
+                f"{r['wall_s']:.0f}",
+                f"{r['timing']['feature_cache_s']:.0f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += acceptance_lines(records, timing)
     path.write_text("\n".join(lines) + "\n")
+
+
+def auc_text(metrics: dict) -> str:
+    return f"{metrics['auc']:.4f}" if "auc" in metrics else "—"
 
 
 def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
@@ -258,6 +292,15 @@ def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
         top = best(records, "pneumoniamnist", "val", "auc")
         add(f"pneumoniamnist test ACC of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
         add(f"pneumoniamnist test AUC of the best-on-val run ({top['label']})", top["test"]["auc"], 0.95)
+        # A second rule (val accuracy) for the record: the official test X-rays are shifted from the training
+        # ones, and neither validation figure foresees which run copes with that best.
+        top = best(records, "pneumoniamnist", "val", "accuracy")
+        add(
+            f"pneumoniamnist, selecting on val accuracy instead: test ACC ({top['label']})",
+            top["test"]["accuracy"],
+            0.88,
+        )
+        add(f"pneumoniamnist, selecting on val accuracy instead: test AUC ({top['label']})", top["test"]["auc"], 0.95)
     if timing:
         add(
             f"linear-probe time / one forward pass over {timing['images']} hymenoptera images "
