@@ -146,6 +146,40 @@ def test_a_data_set_can_list_its_own_systems(tmp_path, colour_folder):
     assert planned == {("a", "linear-probe")} | {("b", s) for s in load_suite(suite).systems}
 
 
+def test_a_data_set_can_list_systems_per_shot_count(tmp_path, colour_folder):
+    from transferopt.bench.runner import jobs
+
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        colour_folder,
+        datasets=[
+            {"name": "a", "data": str(colour_folder), "models": ["tiny-effnet"], "shots": [2, "full"],
+             "systems": {2: ["transferopt", "linear-probe"], "full": ["scratch"]}},
+        ],
+    )  # fmt: skip
+    planned = {(j["shots"], j["system"]) for j in jobs(load_suite(suite), Path("."), seeds=1)}
+    assert planned == {(2, "transferopt"), (2, "linear-probe"), (None, "scratch")}
+
+
+@pytest.mark.parametrize(
+    "systems, message",
+    [
+        ("{5: [scratch]}", r"datasets\[0\]: systems gives nothing for shots full"),
+        (
+            "{5: [scratch], 9: [scratch], full: [scratch]}",
+            r"systems key 9 must name each of the shots \(5, full\) once",
+        ),
+        ("{5: [scratch], full: []}", r"datasets\[0\]: systems full: systems must be a non-empty list of names"),
+        ("scratch", r"datasets\[0\]: systems must be a non-empty list of names, got 'scratch'"),
+    ],
+)
+def test_bad_data_set_systems_name_the_data_set(tmp_path, systems, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"datasets: [{{name: a, data: b, models: m, shots: [5, full], systems: {systems}}}]\n")
+    with pytest.raises(ConfigError, match=message):
+        load_suite(path)
+
+
 def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
     from transferopt.bench.runner import jobs
 
@@ -172,7 +206,7 @@ def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
         ("[1m]", r"datasets\[0\]: budget \['1m'\] is not a duration"),
         ("{5: 10s, full: later}", r"datasets\[0\]: budget full: budget 'later' is not a positive duration"),
         ("{5: 10s, full: }", r"datasets\[0\]: budget full: budget None is not a duration"),
-        ("{5: 10s}", r"datasets\[0\]: budget has no duration for shots full"),
+        ("{5: 10s}", r"datasets\[0\]: budget gives nothing for shots full"),
         ("{5: 10s, 7: 1m, full: 1m}", r"datasets\[0\]: budget key 7 must name each of the shots \(5, full\) once"),
         ("{5: 10s, full: 1m, all: 2m}", r"budget key 'all' must name each of the shots \(5, full\) once"),
     ],

@@ -32,7 +32,7 @@ def jobs(suite: Suite, root: Path, seeds: int) -> list[dict[str, Any]]:
     for dataset in suite.datasets:
         for shots in dataset.shots:
             for seed in range(seeds):
-                for system in dataset.systems or suite.systems:
+                for system in dataset.systems_for(shots) or suite.systems:
                     planned.append(job_for(suite, dataset, root, shots, seed, system))
     return planned
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ class DatasetSpec:
     report_split: str = "test"
     shots: list[int | None] = field(default_factory=lambda: [None])  # None: all the training data
     #: The systems run on this data set (default: the suite's); e.g. a text-only peer on text data only.
-    systems: list[str] | None = None
+    #: One list, or one per shot count ({5: [...], full: [scratch]}): a learning curve needs training from
+    #: scratch on all the data, where running every system would cost hours for nothing the table asks.
+    systems: list[str] | dict[int | None, list[str]] | None = None
     #: optimize's budget on this data set (default: the suite's): one duration, or one per shot count
     #: ({5: 15s, full: 1m}). Peers' times differ with the data's size, and the comparison the issue asks
     #: for is accuracy at a fraction of the peer's time.
@@ -48,6 +51,11 @@ class DatasetSpec:
     #: What transferopt must show against a peer here, checked in the table: at least `margin` more on
     #: the metric, in at most `time_ratio` of the peer's wall-clock.
     targets: Targets | None = None
+
+    def systems_for(self, shots: int | None) -> list[str] | None:
+        if isinstance(self.systems, dict):
+            return self.systems[shots]
+        return self.systems
 
     def budget_for(self, shots: int | None) -> str | None:
         if isinstance(self.budget, dict):
@@ -96,21 +104,45 @@ def checked_budget(value: Any, where: str) -> str:
     return str(value)
 
 
+def shots_text(shots: list[int | None]) -> str:
+    return ", ".join("full" if s is None else str(s) for s in shots)
+
+
+def per_shot(
+    value: dict, shots: list[int | None], field_name: str, where: str, check: Callable[[Any, str], Any]
+) -> dict[int | None, Any]:
+    """A mapping with one entry for each of the data set's shot counts (and no other), each checked."""
+    entries: dict[int | None, Any] = {}
+    for key, item in value.items():
+        count = parse_shots(key, f"{where}: {field_name}")
+        if count not in shots or count in entries:
+            raise ConfigError(
+                f"{where}: {field_name} key {key!r} must name each of the shots ({shots_text(shots)}) once"
+            )
+        entries[count] = check(item, f"{where}: {field_name} {key}")
+    if missing := [s for s in shots if s not in entries]:
+        raise ConfigError(f"{where}: {field_name} gives nothing for shots {shots_text(missing)}")
+    return entries
+
+
 def dataset_budget(value: Any, shots: list[int | None], where: str) -> str | dict[int | None, str]:
-    """One duration, or a mapping with one for each of the data set's shot counts (and no other)."""
+    """One duration, or one for each of the data set's shot counts."""
     if not isinstance(value, dict):
         return checked_budget(value, where)
-    budgets: dict[int | None, str] = {}
-    for key, duration in value.items():
-        count = parse_shots(key, f"{where}: budget")
-        if count not in shots or count in budgets:
-            listed = ", ".join("full" if s is None else str(s) for s in shots)
-            raise ConfigError(f"{where}: budget key {key!r} must name each of the shots ({listed}) once")
-        budgets[count] = checked_budget(duration, f"{where}: budget {key}")
-    if missing := [s for s in shots if s not in budgets]:
-        listed = ", ".join("full" if s is None else str(s) for s in missing)
-        raise ConfigError(f"{where}: budget has no duration for shots {listed}")
-    return budgets
+    return per_shot(value, shots, "budget", where, checked_budget)
+
+
+def checked_systems(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, str) and s for s in value):
+        raise ConfigError(f"{where}: systems must be a non-empty list of names, got {value!r}")
+    return list(value)
+
+
+def dataset_systems(value: Any, shots: list[int | None], where: str) -> list[str] | dict[int | None, list[str]]:
+    """One list of systems, or one for each of the data set's shot counts."""
+    if not isinstance(value, dict):
+        return checked_systems(value, where)
+    return per_shot(value, shots, "systems", where, checked_systems)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -145,7 +177,7 @@ def load_suite(path: str | Path) -> Suite:
                 metric=item.get("metric", "accuracy"),
                 report_split=item.get("report_split", "test"),
                 shots=shots,
-                systems=[str(s) for s in item["systems"]] if "systems" in item else None,
+                systems=dataset_systems(item["systems"], shots, where) if "systems" in item else None,
                 budget=dataset_budget(item["budget"], shots, where) if "budget" in item else None,
                 targets=parse_targets(item["targets"], where) if "targets" in item else None,
             )
