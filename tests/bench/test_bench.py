@@ -161,25 +161,6 @@ def test_a_data_set_can_list_systems_per_shot_count(tmp_path, colour_folder):
     assert planned == {(2, "transferopt"), (2, "linear-probe"), (None, "scratch")}
 
 
-@pytest.mark.parametrize(
-    "systems, message",
-    [
-        ("{5: [scratch]}", r"datasets\[0\]: systems gives nothing for shots full"),
-        (
-            "{5: [scratch], 9: [scratch], full: [scratch]}",
-            r"systems key 9 must name each of the shots \(5, full\) once",
-        ),
-        ("{5: [scratch], full: []}", r"datasets\[0\]: systems full: systems must be a non-empty list of names"),
-        ("scratch", r"datasets\[0\]: systems must be a non-empty list of names, got 'scratch'"),
-    ],
-)
-def test_bad_data_set_systems_name_the_data_set(tmp_path, systems, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(f"datasets: [{{name: a, data: b, models: m, shots: [5, full], systems: {systems}}}]\n")
-    with pytest.raises(ConfigError, match=message):
-        load_suite(path)
-
-
 def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
     from transferopt.bench.runner import jobs
 
@@ -198,22 +179,26 @@ def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
 
 
 @pytest.mark.parametrize(
-    "budget, message",
+    "name, value, message",
     [
-        ("soon", r"datasets\[0\]: budget 'soon' is not a positive duration"),
-        ("-5", r"datasets\[0\]: budget -5 is not a positive duration"),
-        ("yes", r"datasets\[0\]: budget True is not a duration"),
-        ("[1m]", r"datasets\[0\]: budget \['1m'\] is not a duration"),
-        ("{5: 10s, full: later}", r"datasets\[0\]: budget full: budget 'later' is not a positive duration"),
-        ("{5: 10s, full: }", r"datasets\[0\]: budget full: budget None is not a duration"),
-        ("{5: 10s}", r"datasets\[0\]: budget gives nothing for shots full"),
-        ("{5: 10s, 7: 1m, full: 1m}", r"datasets\[0\]: budget key 7 must name each of the shots \(5, full\) once"),
-        ("{5: 10s, full: 1m, all: 2m}", r"budget key 'all' must name each of the shots \(5, full\) once"),
+        ("budget", "soon", r"datasets\[0\]: budget 'soon' is not a positive duration"),
+        ("budget", "-5", r"datasets\[0\]: budget -5 is not a positive duration"),
+        ("budget", "yes", r"datasets\[0\]: budget True is not a duration"),
+        ("budget", "[1m]", r"datasets\[0\]: budget \['1m'\] is not a duration"),
+        ("budget", "{5: 10s, full: later}", r"datasets\[0\]: budget full: budget 'later' is not a positive duration"),
+        ("budget", "{5: 10s, full: }", r"datasets\[0\]: budget full: budget None is not a duration"),
+        ("budget", "{5: 10s}", r"datasets\[0\]: budget gives nothing for shots full"),
+        ("budget", "{5: 10s, 7: 1m, full: 1m}", r"budget key 7 must name each of the shots \(5, full\) once"),
+        ("budget", "{5: 10s, full: 1m, all: 2m}", r"budget key 'all' must name each of the shots \(5, full\) once"),
+        ("systems", "{5: [scratch]}", r"datasets\[0\]: systems gives nothing for shots full"),
+        ("systems", "{5: [a], 9: [a], full: [a]}", r"systems key 9 must name each of the shots \(5, full\) once"),
+        ("systems", "{5: [a], full: []}", r"datasets\[0\]: systems full: systems must be a non-empty list of names"),
+        ("systems", "scratch", r"datasets\[0\]: systems must be a non-empty list of names, got 'scratch'"),
     ],
-)
-def test_a_bad_data_set_budget_names_the_data_set(tmp_path, budget, message):
+)  # fmt: skip
+def test_a_bad_data_set_budget_or_systems_names_the_data_set(tmp_path, name, value, message):
     path = tmp_path / "bad.yaml"
-    path.write_text(f"datasets: [{{name: a, data: b, models: m, shots: [5, full], budget: {budget}}}]\n")
+    path.write_text(f"datasets: [{{name: a, data: b, models: m, shots: [5, full], {name}: {value}}}]\n")
     with pytest.raises(ConfigError, match=message):
         load_suite(path)
 
