@@ -187,10 +187,11 @@ def test_a_data_set_can_set_its_own_budget(tmp_path, colour_folder):
         ("budget", "[1m]", r"datasets\[0\]: budget \['1m'\] is not a duration"),
         ("budget", "{5: 10s, full: later}", r"datasets\[0\]: budget full: budget 'later' is not a positive duration"),
         ("budget", "{5: 10s, full: }", r"datasets\[0\]: budget full: budget None is not a duration"),
-        ("budget", "{5: 10s}", r"datasets\[0\]: budget gives nothing for shots full"),
-        ("budget", "{5: 10s, 7: 1m, full: 1m}", r"budget key 7 must name each of the shots \(5, full\) once"),
+        ("budget", "{5: 10s}", r"datasets\[0\]: budget has no duration for shots full"),
+        ("budget", "{5: 10s, 7: 1m, full: 1m}",
+         r"datasets\[0\]: budget key 7 must name each of the shots \(5, full\) once"),
         ("budget", "{5: 10s, full: 1m, all: 2m}", r"budget key 'all' must name each of the shots \(5, full\) once"),
-        ("systems", "{5: [scratch]}", r"datasets\[0\]: systems gives nothing for shots full"),
+        ("systems", "{5: [scratch]}", r"datasets\[0\]: systems has no list for shots full"),
         ("systems", "{5: [a], 9: [a], full: [a]}", r"systems key 9 must name each of the shots \(5, full\) once"),
         ("systems", "{5: [a], full: []}", r"datasets\[0\]: systems full: systems must be a non-empty list of names"),
         ("systems", "scratch", r"datasets\[0\]: systems must be a non-empty list of names, got 'scratch'"),
@@ -295,3 +296,7 @@ def test_the_table_checks_each_shot_count_against_the_targets(tmp_path):
     assert (
         "with 10 examples per class (0.8600) reaches what training from scratch gets from all the data (0.8400)" in text
     )
+    assert "| full | transferopt | — | 0 |" in text  # seen on the data set, so listed at every shot count
+    planned = {(r["dataset"], r["shots"], r["system"]) for r in records}
+    text = write_table(records, tmp_path / "p.md", "t", "cmd", planned=planned).read_text()
+    assert "| full | transferopt |" not in text and "| full | scratch | 0.8400 ± 0.0000 |" in text

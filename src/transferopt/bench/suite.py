@@ -109,9 +109,10 @@ def shots_text(shots: list[int | None]) -> str:
 
 
 def per_shot(
-    value: dict, shots: list[int | None], field_name: str, where: str, check: Callable[[Any, str], Any]
+    value: dict, shots: list[int | None], field_name: str, entry: str, where: str, check: Callable[[Any, str], Any]
 ) -> dict[int | None, Any]:
-    """A mapping with one entry for each of the data set's shot counts (and no other), each checked."""
+    """A mapping with one `entry` (a duration, a list) for each of the data set's shot counts (and no
+    other), each checked."""
     entries: dict[int | None, Any] = {}
     for key, item in value.items():
         count = parse_shots(key, f"{where}: {field_name}")
@@ -121,7 +122,7 @@ def per_shot(
             )
         entries[count] = check(item, f"{where}: {field_name} {key}")
     if missing := [s for s in shots if s not in entries]:
-        raise ConfigError(f"{where}: {field_name} gives nothing for shots {shots_text(missing)}")
+        raise ConfigError(f"{where}: {field_name} has no {entry} for shots {shots_text(missing)}")
     return entries
 
 
@@ -129,7 +130,7 @@ def dataset_budget(value: Any, shots: list[int | None], where: str) -> str | dic
     """One duration, or one for each of the data set's shot counts."""
     if not isinstance(value, dict):
         return checked_budget(value, where)
-    return per_shot(value, shots, "budget", where, checked_budget)
+    return per_shot(value, shots, "budget", "duration", where, checked_budget)
 
 
 def checked_systems(value: Any, where: str) -> list[str]:
@@ -142,7 +143,7 @@ def dataset_systems(value: Any, shots: list[int | None], where: str) -> list[str
     """One list of systems, or one for each of the data set's shot counts."""
     if not isinstance(value, dict):
         return checked_systems(value, where)
-    return per_shot(value, shots, "systems", where, checked_systems)
+    return per_shot(value, shots, "systems", "list", where, checked_systems)
 
 
 def load_suite(path: str | Path) -> Suite:

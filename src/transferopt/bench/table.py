@@ -48,8 +48,16 @@ def table_row(shots: int | None, system: str, runs: list[dict], metric: str, ref
 
 
 def write_table(
-    records: list[dict], path: Path, title: str, command: str, notes: str = "", targets: dict | None = None
+    records: list[dict],
+    path: Path,
+    title: str,
+    command: str,
+    notes: str = "",
+    targets: dict | None = None,
+    planned: set[tuple] | None = None,
 ) -> Path:
+    """`planned` holds the suite's (data set, shots, system) jobs: a system a shot count does not run gets
+    no row there (without it, every system seen on a data set gets a row at each of its shot counts)."""
     groups = group(records)
     lines = [f"# {title}", "", f"Reproduce: `{command}`", ""]
     if notes:
@@ -69,6 +77,8 @@ def write_table(
         for shots in dict.fromkeys(r["shots"] for r in records if r["dataset"] == dataset):
             reference = [r["wall_s"] for r in groups.get((dataset, shots, REFERENCE), []) if "error" not in r]
             for system in dict.fromkeys(r["system"] for r in records if r["dataset"] == dataset):
+                if planned is not None and (dataset, shots, system) not in planned:
+                    continue
                 runs = groups.get((dataset, shots, system), [])
                 lines.append(table_row(shots, system, runs, metric, reference))
         lines.append("")

@@ -173,6 +173,7 @@ def bench(
     import shlex
 
     from ..bench import load_suite, run_suite, write_plots, write_table
+    from ..bench.runner import jobs
 
     spec = load_suite(suite)
     if seeds is not None and seeds < 1:
@@ -188,7 +189,9 @@ def bench(
     reproduce += ["--out", str(out)] if explicit_out else []
     command = shlex.join(reproduce)
     targets = {d.name: d.targets for d in spec.datasets if d.targets}
-    table = write_table(records, out.with_suffix(".md"), f"Benchmark suite {spec.name}", command, spec.notes, targets)
+    planned = {(j["dataset"], j["shots"], j["system"]) for j in jobs(spec, data_root, seeds=1)}
+    title = f"Benchmark suite {spec.name}"
+    table = write_table(records, out.with_suffix(".md"), title, command, spec.notes, targets, planned)
     plots = write_plots(records, out.parent / f"{spec.name}")
     typer.echo(table.read_text())
     typer.echo(f"records in {out}/records; plots: {', '.join(str(p) for p in plots)}")
