@@ -7,7 +7,9 @@ Phases (each writes one JSON record per run under benchmarks/results/speech/ and
   blog's rate) given the same data and the same wall-clock time;
 - other-accents: transferopt's Scottish-adapted model (--seed S) scored on en-gb-x-rp and en-029 voices;
 - commands: spoken commands, Scottish voices (noisy), 10 per word: `optimize` on the Whisper encoder versus
-  the same encoder trained from scratch on the same 10 per word.
+  the same encoder trained from scratch on the same 10 per word (accuracy per noise level is kept too);
+- commands-ear: whisper-base untrained transcribes every test command of --condition (right when the word is
+  in what it writes): how intelligible the clips are to the pretrained model, per noise level.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/speech/accent_adaptation.py --phase zero-shot
 Records are kept and skipped when present, so an interrupted run resumes; delete one to measure it again.
