@@ -18,12 +18,12 @@ Records are kept and skipped when present, so an interrupted run resumes; delete
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+from check_accent_data import read_rows, words  # this folder: the script's own path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "speech"
@@ -216,8 +216,7 @@ def save_command_record(
 
 
 def test_clips(folder: Path) -> list[dict[str, str]]:
-    with (folder / "clips.csv").open(newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row["audio"].startswith("test/")]
+    return [row for row in read_rows(folder / "clips.csv") if row["audio"].startswith("test/")]
 
 
 def accuracy_per_snr(rows: list[dict[str, str]], right: list[bool]) -> dict[str, float]:
@@ -241,8 +240,6 @@ def commands_ear(data: Path, condition: str) -> None:
     """How well whisper-base itself hears the test commands, untrained: it transcribes each clip and
     is right when the word is among what it wrote (digits spelled out). An ear proxy for the data, not a
     classifier: it may write any word, so it is not held to the 30 commands."""
-    from check_accent_data import words
-
     import transferopt
 
     key = f"commands_{condition}_whisper-ear"
