@@ -9,6 +9,7 @@ For each task, side by side on the same splits:
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/optimizer.py [--only TASK,...] [--phase sweep|optimize|all]
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/optimizer.py --table-only
+    ... --phase sweep --start-before 12:10    # start no sweep run after 12:10 (a run killed half way is lost)
 
 Writes one JSON record per run under `benchmarks/results/optimizer/` and the table
 `benchmarks/results/optimizer.md`. Every record is kept, so an interrupted run resumes where it stopped.
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,8 @@ def write_record(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
-def run_sweep(task: Task, cache_dir: Path) -> None:
+def run_sweep(task: Task, cache_dir: Path, start_before: datetime | None = None) -> bool:
+    """Run the sweep's missing runs; False when `start_before` stopped it before the end."""
     from transferopt.engine import FeatureCache
 
     cache = FeatureCache(cache_dir)
@@ -80,6 +83,10 @@ def run_sweep(task: Task, cache_dir: Path) -> None:
             path = record_path(task.name, "sweep", model, strategy)
             if path.exists():
                 continue
+            # A run killed half way is lost, so a session with a fixed end stops between runs instead.
+            if start_before is not None and datetime.now() >= start_before:
+                print(f"sweep {task.name}: not starting {model} {strategy} after {start_before:%H:%M}", flush=True)
+                return False
             started = time.perf_counter()
             result = transferopt.fit(task.data, model, strategy, cache=cache, metric=task.metric, **task.settings)
             wall = time.perf_counter() - started
@@ -101,6 +108,7 @@ def run_sweep(task: Task, cache_dir: Path) -> None:
             )
             report = (m.get(task.report_split) or m["val"])[task.metric]
             print(f"sweep {task.name} {model} {strategy}: {task.metric}={report:.4f} {wall:.0f}s", flush=True)
+    return True
 
 
 def run_ranking(task: Task, cache_dir: Path) -> None:
@@ -281,12 +289,20 @@ def write_table(task_map: dict[str, Task]) -> Path:
     return path
 
 
+def clock_today(text: str) -> datetime:
+    hour, minute = (int(part) for part in text.split(":"))
+    return datetime.now().replace(hour=hour, minute=minute, second=0, microsecond=0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"))
     parser.add_argument("--only", default="", help="comma-separated task names (default: all)")
     parser.add_argument("--phase", default="all", choices=("sweep", "optimize", "all"))
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from the saved records")
+    parser.add_argument(
+        "--start-before", type=clock_today, help="HH:MM: start no sweep run after this time (a killed run is lost)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     task_map = tasks(Path(args.data_root).resolve())
@@ -295,7 +311,9 @@ def main() -> int:
         for task in chosen:
             if args.phase in ("sweep", "all"):
                 with tempfile.TemporaryDirectory() as cache_dir:
-                    run_sweep(task, Path(cache_dir))
+                    finished = run_sweep(task, Path(cache_dir), args.start_before)
+                if not finished:
+                    break
                 with tempfile.TemporaryDirectory() as cache_dir:
                     run_ranking(task, Path(cache_dir))
             if args.phase in ("optimize", "all"):
