@@ -49,3 +49,26 @@ def test_clips_that_cannot_serve_are_named(tmp_path, make, message):
     with pytest.raises(DataError, match=message) as error:
         read_audio(path, AudioLimits(max_seconds=2))
     assert str(path) in str(error.value)
+
+
+def test_noise_is_mixed_at_the_requested_ratio_to_the_speech_not_to_its_silence():
+    from transferopt.data.audio import mix_at_snr
+
+    rate = 16000
+    speech = np.concatenate([tone(0.5, rate), np.zeros(rate, dtype=np.float32)])  # a word, then a second of silence
+    noise = np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32)
+    added = mix_at_snr(speech, noise, 10.0, rate) - speech
+    speech_rms = float(np.sqrt(np.mean(speech[: rate // 2] ** 2)))
+    assert 20 * np.log10(speech_rms / np.sqrt(np.mean(added**2))) == pytest.approx(10.0, abs=0.1)
+    assert mix_at_snr(speech, np.zeros_like(noise), 10.0, rate) is speech
+
+
+def test_noise_segments_come_from_anywhere_in_a_recording_and_repeat_a_short_one():
+    from transferopt.data.audio import noise_segment
+
+    rng = np.random.default_rng(0)
+    recording = np.arange(100, dtype=np.float32)
+    starts = {int(noise_segment(recording, 10, rng)[0]) for _ in range(50)}
+    assert len(starts) > 10 and max(starts) <= 90
+    repeated = noise_segment(recording[:4], 10, rng)
+    assert len(repeated) == 10 and np.all((np.diff(repeated) % 4) == 1)  # 0 1 2 3 0 1 ... from any start

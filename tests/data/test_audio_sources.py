@@ -100,3 +100,43 @@ def test_audio_table_without_a_target_column_asks_for_one(tmp_path):
     helpers.write_table(tmp_path / "train.csv", [{"audio": "a.wav", "speaker": "m1"}] * 2)
     with pytest.raises(DataError, match=r"no label or transcript column .*--label-col.*--text-col"):
         load_task_data(str(tmp_path / "train.csv"))
+
+
+def write_noise(path, seconds, rate=16000, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = 0.1 * np.random.default_rng(seed).standard_normal(int(seconds * rate))
+    soundfile.write(path, noise.astype(np.float32), rate)
+    return path
+
+
+def test_background_noise_is_not_a_class_and_goes_to_training(tmp_path):
+    root = helpers.write_tone_clips(tmp_path / "data")
+    long_noise = write_noise(root / "train" / "_background_noise_" / "cafe.wav", seconds=45)  # over a clip's 30 s
+    broken = helpers.write_corrupt(root / "train" / "_background_noise_" / "broken.wav")
+    task = load_task_data(str(root))
+    assert task.classes == ["high", "low", "mid"] and len(task.train) == 18
+    assert task.train.inputs.noise == [long_noise]
+    assert task.test.inputs.noise == [] and task.skipped == [str(broken)]
+    assert "background noise: 1 recording(s), mixed into training clips when augmenting" in task.summary()["notes"]
+
+
+def test_background_noise_at_the_top_of_a_split_less_folder_reaches_training(tmp_path):
+    for name in ("a", "b"):
+        for i in range(6):
+            write_clip(tmp_path / name / f"{i}.wav", hz=300.0 if name == "a" else 900.0)
+    hum = write_noise(tmp_path / "_background_noise_" / "hum.flac", seconds=2)
+    task = load_task_data(str(tmp_path))
+    assert task.classes == ["a", "b"] and len(task.train) + len(task.val) == 12
+    assert task.train.inputs.noise == [hum]
+
+
+def test_background_noise_beside_images_is_ignored_not_a_class(tmp_path):
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        for i in range(4):
+            (tmp_path / name).mkdir(exist_ok=True)
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / name / f"{i}.png")
+    write_noise(tmp_path / "_background_noise_" / "hum.wav", seconds=1)
+    task = load_task_data(str(tmp_path))
+    assert task.modality == "image" and task.classes == ["cat", "dog"]

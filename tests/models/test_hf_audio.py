@@ -176,3 +176,29 @@ def test_spec_augment_masks_within_the_perturbed_clip(tone_inputs, monkeypatch):
     # half a second played 10% faster lasts 7,273 samples: 46 log-mel frames, and no time mask beyond them
     whole_frames = (masked == 0).all(dim=1)
     assert whole_frames[:, :46].any(dim=1).all() and not whole_frames[:, 46:].any()
+
+
+def test_training_batches_mix_in_the_data_s_background_noise(tone_inputs, tmp_path, monkeypatch):
+    import soundfile
+
+    from transferopt.data import audio
+
+    monkeypatch.setattr(hf_audio, "SPEED_FACTORS", (1.0,))
+    monkeypatch.setattr(audio, "NOISE_PROBABILITY", 1.0)
+    soundfile.write(tmp_path / "hum.wav", np.random.default_rng(0).standard_normal(48000).astype(np.float32), 16000)
+    backbone = resolve_backbone("tiny-whisper")
+    backbone.set_clip_seconds(1.0)
+    heard = []
+    encode = backbone.encode_waveforms
+    monkeypatch.setattr(backbone, "encode_waveforms", lambda waves: heard.append(waves) or encode(waves))
+    index = list(range(len(tone_inputs)))
+    recorded = backbone.waveforms(tone_inputs, index)
+    backbone.prepare(tone_inputs, index, train=True)  # the data has no noise: clips as recorded
+    tone_inputs.noise = [tmp_path / "hum.wav"]
+    backbone.prepare(tone_inputs, index, train=True)
+    backbone.prepare(tone_inputs, index)  # evaluation hears no noise
+    for clean, noiseless, noisy, evaluated in zip(recorded, *heard, strict=True):
+        np.testing.assert_array_equal(noiseless, clean)
+        np.testing.assert_array_equal(evaluated, clean)
+        snr = 20 * np.log10(np.sqrt(np.mean(clean**2)) / np.sqrt(np.mean((noisy - clean) ** 2)))
+        assert audio.NOISE_SNR_DB[0] - 0.1 <= snr <= audio.NOISE_SNR_DB[1] + 0.1

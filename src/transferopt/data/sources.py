@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
-from .audio import AUDIO_SUFFIXES
+from .audio import AUDIO_SUFFIXES, BACKGROUND_NOISE_DIR
 from .types import AudioInputs, ImageInputs, Inputs, TextInputs
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,9 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def read_class_folders(root: Path) -> RawData:
-    """`<split>/<class>/files` or `<class>/files`; images or audio clips, told apart by file suffix."""
+    """`<split>/<class>/files` or `<class>/files`; images or audio clips, told apart by file suffix. A
+    `_background_noise_` folder (the Speech Commands convention), at the top or in `train/`, is not a
+    class: its recordings are mixed into training clips when training is augmented."""
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not subdirs:
         raise DataError(f"{root}: no class folders found (expected <class>/files or <split>/<class>/files)")
@@ -161,6 +163,12 @@ def read_class_folders(root: Path) -> RawData:
     kind = "usable audio clips" if modality == "audio" else "readable images"
     if len(skipped) > MAX_SKIPPED_SHARE * len(files):
         raise DataError(f"{root}: {len(skipped)} of {len(files)} files are not {kind}, e.g. {skipped[0]}")
+    noise = background_noise_files(root, layout["train"], modality)
+    if noise:
+        usable = [file for file in noise if is_usable_noise(file)]
+        skipped += [str(file) for file in noise if file not in usable]
+        splits["train"].inputs.noise = usable
+        log.info("%d background-noise recording(s) for augmented training", len(usable))
     if skipped:
         log.warning("skipped %d unusable file(s): %s", len(skipped), ", ".join(skipped[:5]))
     return RawData(modality=modality, splits=splits, skipped=skipped)
@@ -169,10 +177,36 @@ def read_class_folders(root: Path) -> RawData:
 def list_class_files(folder: Path) -> list[tuple[Path, str]]:
     """(file, class name) for every visible file under each class folder."""
     entries = []
-    for class_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+    for class_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not is_hidden_or_noise(d)):
         for file in sorted(f for f in class_dir.rglob("*") if f.is_file() and not f.name.startswith(".")):
             entries.append((file, class_dir.name))
     return entries
+
+
+def is_hidden_or_noise(folder: Path) -> bool:
+    return folder.name.startswith(".") or folder.name == BACKGROUND_NOISE_DIR
+
+
+def background_noise_files(root: Path, train_dir: Path, modality: str) -> list[Path]:
+    """The audio files of `_background_noise_` at the top of the data or in its train split."""
+    folders = [d / BACKGROUND_NOISE_DIR for d in dict.fromkeys((root, train_dir))]
+    folders = [d for d in folders if d.is_dir()]
+    files = [f for d in folders for f in sorted(d.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
+    if files and modality != "audio":
+        log.warning("%s: ignored (background noise is for audio data; this data is %s)", folders[0], modality)
+        return []
+    return files
+
+
+def is_usable_noise(path: Path) -> bool:
+    from .audio import NOISE_MAX_SECONDS, AudioLimits, read_audio
+
+    try:
+        read_audio(path, AudioLimits(max_seconds=NOISE_MAX_SECONDS))
+        return True
+    except DataError as exc:
+        log.info("%s", exc)
+        return False
 
 
 def folder_modality(files: list[Path]) -> str:

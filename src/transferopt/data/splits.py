@@ -41,6 +41,9 @@ def build_task(
     elif val is None:
         train, val = stratified_holdout(train, val_fraction, seed, classes, source)
         notes.append(f"validation: stratified {val_fraction:.0%} of train (seed {seed})")
+    noise = getattr(train.inputs, "noise", [])
+    if noise:
+        notes.append(f"background noise: {len(noise)} recording(s), mixed into training clips when augmenting")
     return TaskData(
         modality=raw.modality,
         classes=classes,

@@ -94,21 +94,50 @@ class TextInputs:
 
 
 class AudioInputs:
-    """Audio clips held as file paths, decoded (mono, resampled) when a batch needs them."""
+    """Audio clips held as file paths, decoded (mono, resampled) when a batch needs them; `noise` holds
+    background-noise recordings that augmented training mixes into the clips."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], noise: Sequence[Path] = ()) -> None:
         self.paths = [Path(p) for p in paths]
+        self.noise = [Path(p) for p in noise]
+        self._decoded_noise: dict[int, list[np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, index: Sequence[int] | np.ndarray) -> AudioInputs:
-        return AudioInputs([self.paths[i] for i in np.asarray(index, dtype=np.int64)])
+        return AudioInputs([self.paths[i] for i in np.asarray(index, dtype=np.int64)], self.noise)
 
     def load(self, i: int, rate: int) -> np.ndarray:
         from .audio import AudioLimits, read_audio
 
         return read_audio(self.paths[i], AudioLimits(rate=rate))
+
+    def with_background_noise(self, waves: list[np.ndarray], rate: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """Each clip, with NOISE_PROBABILITY, mixed with a random stretch of a random noise recording
+        at a speech-to-noise ratio drawn from NOISE_SNR_DB (the Speech Commands way of making a
+        classifier robust to the noise it will meet); the clips as they are when there is no noise."""
+        from .audio import NOISE_PROBABILITY, NOISE_SNR_DB, mix_at_snr, noise_segment
+
+        if not self.noise:
+            return waves
+        bank = self.decoded_noise(rate)
+        mixed = []
+        for wave in waves:
+            if rng.random() < NOISE_PROBABILITY:
+                noise = noise_segment(bank[int(rng.integers(len(bank)))], len(wave), rng)
+                wave = mix_at_snr(wave, noise, float(rng.uniform(*NOISE_SNR_DB)), rate)
+            mixed.append(wave)
+        return mixed
+
+    def decoded_noise(self, rate: int) -> list[np.ndarray]:
+        # Decoded once per rate: a minute-long recording would otherwise be read again for every batch.
+        from .audio import NOISE_MAX_SECONDS, AudioLimits, read_audio
+
+        if rate not in self._decoded_noise:
+            limits = AudioLimits(rate=rate, max_seconds=NOISE_MAX_SECONDS)
+            self._decoded_noise[rate] = [read_audio(path, limits) for path in self.noise]
+        return self._decoded_noise[rate]
 
     def longest_seconds(self) -> float:
         """Duration of the longest clip, read from file headers (no decoding)."""

@@ -127,13 +127,15 @@ class HFAudioBackbone(Backbone):
         return [inputs.load(int(i), self.rate)[: self.clip_samples] for i in index]
 
     def prepare(self, inputs: AudioInputs, index: Sequence[int], train: bool = False) -> State:
-        """`train=True` (the augment option) perturbs each clip's speed, then masks random time spans and,
-        for log-mel inputs, a band of frequencies (SpecAugment): the usual augmentations for fine-tuning
-        speech models."""
+        """`train=True` (the augment option) perturbs each clip's speed, mixes in background noise when the
+        data has some (`_background_noise_`), then masks random time spans and, for log-mel inputs, a band
+        of frequencies (SpecAugment): the usual augmentations for fine-tuning speech models."""
         waves = self.waveforms(inputs, index)
         if train:
             factors = np.random.choice(SPEED_FACTORS, len(waves))
             waves = [self.speed_perturbed(w, f) for w, f in zip(waves, factors, strict=True)]
+            # Drawn from the global generator, which the trainer seeds, so augmented runs repeat.
+            waves = inputs.with_background_noise(waves, self.rate, np.random.default_rng(np.random.randint(2**31)))
         state = self.encode_waveforms(waves)
         if train:
             self.spec_augment(state, torch.tensor([len(w) for w in waves]))
