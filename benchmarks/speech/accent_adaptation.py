@@ -8,6 +8,8 @@ Phases (each writes one JSON record per run under benchmarks/results/speech/ and
 - other-accents: transferopt's Scottish-adapted model (--seed S) scored on en-gb-x-rp and en-029 voices;
 - commands: spoken commands, Scottish voices (noisy), 10 per word: `optimize` on the Whisper encoder versus
   the same encoder trained from scratch on the same 10 per word (accuracy per noise level is kept too);
+  --background-noise gives `optimize` recordings of the background (unlabelled; babble of the training
+  talkers plus pink or brown noise) in a `_background_noise_` folder, to mix into training clips;
 - commands-ear: whisper-base untrained transcribes every test command of --condition (right when the word is
   in what it writes): how intelligible the clips are to the pretrained model, per noise level.
 
@@ -44,6 +46,11 @@ NAIVE = {"strategy": "full", "lr": 1e-5}
 #: From random weights, accuracy sits at chance for several epochs before it climbs: a fixed 30 epochs
 #: (no early stop; the best validation epoch is kept), as the bench's scratch baseline does.
 SCRATCH_COMMANDS = {"strategy": "full", "pretrained": False, "lr": 3e-4, "epochs": 30, "patience": 30}
+#: --background-noise: recordings of the background a team's users speak in, which it can make without any
+#: labelling. Made like the noisy clips' noise (babble of the training talkers plus pink or brown noise),
+#: never from the validation or test talkers.
+NOISE_RECORDINGS = 4
+NOISE_RECORDING_SECONDS = 30
 
 
 def sentences(data: Path, accent: str, condition: str) -> str:
@@ -180,19 +187,23 @@ def evaluate_all(result, sets: dict[str, str]) -> dict[str, dict]:
     return {name: result.evaluate(folder, "test") for name, folder in sets.items()}
 
 
-def commands(data: Path, shots: int, seed: int, budget: str, scratch: Path, condition: str, baseline: bool) -> None:
+def commands(
+    data: Path, shots: int, seed: int, budget: str, scratch: Path, condition: str, baseline: bool, noise: bool
+) -> None:
     import transferopt
 
     folder = str(data / "commands" / TARGET / condition)
-    key = f"commands_{condition}_transferopt_seed{seed}"
+    system = "transferopt-background-noise" if noise else "transferopt"
+    key = f"commands_{condition}_{system}_seed{seed}"
     if not record_path(key).exists():
-        out = scratch / f"optimize-commands-{condition}-{seed}"
+        out = scratch / f"optimize-commands-{condition}{'-background-noise' if noise else ''}-{seed}"
+        train_on = str(with_background_noise(data, condition, scratch)) if noise else folder
         started = time.perf_counter()
-        transferopt.optimize(folder, ["whisper-base"], out=out, budget=budget, shots=shots, seed=seed,
+        transferopt.optimize(train_on, ["whisper-base"], out=out, budget=budget, shots=shots, seed=seed,
                              resume=(out / "optimize.json").exists())  # fmt: skip
         result = transferopt.load(out)
         seconds = time.perf_counter() - started
-        save_command_record(key, "transferopt", result, shots, seed, seconds, condition, by_snr(result, Path(folder)))
+        save_command_record(key, system, result, shots, seed, seconds, condition, by_snr(result, Path(folder)))
     key = f"commands_{condition}_scratch_seed{seed}"
     if baseline and not record_path(key).exists():
         options = dict(SCRATCH_COMMANDS)
@@ -201,6 +212,36 @@ def commands(data: Path, shots: int, seed: int, budget: str, scratch: Path, cond
         result = transferopt.fit(folder, "whisper-base", strategy, shots=shots, seed=seed, **options)
         seconds = time.perf_counter() - started
         save_command_record(key, "scratch", result, shots, seed, seconds, condition, by_snr(result, Path(folder)))
+
+
+def with_background_noise(data: Path, condition: str, scratch: Path) -> Path:
+    """The commands folder (its split folders linked, not copied) with `_background_noise_` recordings
+    beside them, which transferopt's augmented training mixes into training clips."""
+    from make_accent_data import BABBLE_SHARE, SAMPLE_RATE, babble, coloured_noise, peak_normalise, write_wav
+
+    source = data / "commands" / TARGET / condition
+    view = scratch / f"commands-{condition}-background-noise"
+    for split in ("train", "val", "test"):
+        link = view / split
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source / split, target_is_directory=True)
+    talkers = sorted((data / "noise" / "babble" / "train").glob("*.wav"))
+    bank = [soundfile_read(path) for path in talkers]
+    rng = np.random.default_rng(0)
+    length = NOISE_RECORDING_SECONDS * SAMPLE_RATE
+    for index in range(NOISE_RECORDINGS):
+        share = float(rng.uniform(*BABBLE_SHARE))
+        colour = coloured_noise(length, float(rng.choice([1.0, 2.0])), rng)
+        noise = np.sqrt(share) * babble(length, bank, rng) + np.sqrt(1 - share) * colour
+        write_wav(view / "_background_noise_" / f"{index}.wav", peak_normalise(noise))
+    return view
+
+
+def soundfile_read(path: Path) -> np.ndarray:
+    import soundfile
+
+    return soundfile.read(str(path), dtype="float64")[0]
 
 
 def save_command_record(
@@ -440,6 +481,8 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("~/.cache/transferopt/accent-runs").expanduser())
     parser.add_argument("--condition", default="noisy", choices=CONDITIONS, help="commands: clean or noisy voices")
     parser.add_argument("--no-baseline", action="store_true", help="commands: skip training from scratch")
+    parser.add_argument("--background-noise", action="store_true",
+                        help="commands: transferopt gets background-noise recordings to augment with")  # fmt: skip
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--accents", default=",".join(ACCENTS),
                         help="zero-shot: accents to score (en-gb-x-rp and en-029 widen the table)")  # fmt: skip
@@ -452,7 +495,8 @@ def main() -> None:
         if args.phase in ("other-accents", "all"):
             other_accents(args.data, args.test_limit, args.seed, args.scratch)
         if args.phase in ("commands", "all"):
-            commands(args.data, args.shots, args.seed, args.budget, args.scratch, args.condition, not args.no_baseline)
+            commands(args.data, args.shots, args.seed, args.budget, args.scratch, args.condition,
+                     not args.no_baseline, args.background_noise)  # fmt: skip
         if args.phase in ("commands-ear", "all"):
             commands_ear(args.data, args.condition)
     write_table()

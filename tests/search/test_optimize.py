@@ -153,7 +153,7 @@ def test_repeated_plans_are_not_run_again(tmp_path, colour_folder, monkeypatch):
     # Only the probe is searchable here, so every proposal after the first repeats it.
     monkeypatch.setattr("transferopt.search.space.SEARCHED_STRATEGIES", ("linear-probe",))
     monkeypatch.setattr(
-        study_module, "opening_trials", lambda ranking, kept, epochs: [{"model": kept[0], "strategy": "linear-probe"}]
+        study_module, "opening_trials", lambda ranking, kept, *_: [{"model": kept[0], "strategy": "linear-probe"}]
     )
     settings = OptimizeSettings(data=str(colour_folder), candidates=["tiny-effnet"], budget_s=20, out=tmp_path / "s")
     summary = optimize(settings)
@@ -249,10 +249,40 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     from transferopt.search.study import opening_trials
 
     ranking = [{"model": "m", "best_depth": "g3", "depth_profile": [{"group": f"g{i}"} for i in range(4)]}]
-    openings = opening_trials(ranking, ["m"], max_epochs=5)
+    openings = opening_trials(ranking, ["m"], max_epochs=5, modality="image")
     order = [(o["strategy"], o.get("lp-ft.then")) for o in openings]
     assert order == [("linear-probe", None), ("lp-ft", "partial"), ("lp-ft", "full"), ("partial", None)]
     assert openings[1]["lp-ft.partial.k"] == openings[3]["partial.k"] == 1  # down to the best depth
+    assert not any(o.get("augment") for o in openings)
+    # audio: the partial plan once more, augmented (noisy speech from unseen voices generalises from it)
+    audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
+    assert audio[:4] == openings and audio[4] == {**openings[3], "augment": True}
+
+
+@pytest.mark.parametrize(("augment", "epochs"), [(False, 4), (True, 10)])
+def test_an_augmented_trial_trains_for_a_longer_schedule(tmp_path, monkeypatch, augment, epochs):
+    import optuna
+
+    import transferopt.api
+    from transferopt.config import FitConfig
+    from transferopt.data import load_task_data
+    from transferopt.engine import FeatureCache
+    from transferopt.search.budget import Budget
+    from transferopt.search.space import TrialPlan
+    from transferopt.search.study import run_trial
+
+    trained_for = []
+
+    def recording_fit(config, task, cache, hooks):
+        trained_for.append(config.epochs)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(transferopt.api, "fit", recording_fit)
+    trial = optuna.create_study(direction="maximize").ask()
+    plan = TrialPlan("tiny-effnet", "full", {}, {"epochs": 4, "augment": augment})
+    base = FitConfig(data="builtin:digits", model="tiny-effnet")
+    run_trial(trial, plan, load_task_data("builtin:digits"), base, FeatureCache(), Budget(60), {}, tmp_path, lambda: 0)
+    assert trained_for == [epochs]  # 4 x AUGMENTED_EPOCHS_FACTOR (2.5) when augmented
 
 
 def test_a_trial_stops_before_an_epoch_that_would_end_past_the_budget(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ RANDOM_STARTUP_TRIALS = 4
 # Speech recipes take thousands of steps; a few hundred utterances in batches of 32 give a handful an
 # epoch, so the transcription openings use small batches (more updates for about the same compute).
 TRANSCRIPTION_OPENING_BATCH = 8
+#: A classifier trained on augmented inputs (speed perturbation and SpecAugment for audio, crops and flips
+#: for images, plus any background noise) sees a harder task every epoch and needs a longer schedule: an
+#: augmented trial trains for this many times the sampled epochs. Measured on noisy spoken commands
+#: (whisper-base, last 4 layers, 10 per word): augmented for 10 epochs, validation accuracy 0.76 (best
+#: epoch 9) against 0.86 unaugmented; for 25, 0.92 (best epoch 16), while 25 unaugmented epochs gave 0.87.
+#: Transcription's openings are timed by the budget instead (they are measured as they are).
+AUGMENTED_EPOCHS_FACTOR = 2.5
 
 
 @dataclass
@@ -132,7 +140,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     if task.task == "transcription":
         openings = transcription_openings(kept, state["shapes"], settings.max_epochs)
     else:
-        openings = opening_trials(ranking, kept, settings.max_epochs)
+        openings = opening_trials(ranking, kept, settings.max_epochs, task.modality)
     storage = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.create_study(
         storage=storage,
@@ -380,7 +388,7 @@ def fail_interrupted_trials(study) -> None:
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
 
 
-def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> list[dict[str, Any]]:
+def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int, modality: str) -> list[dict[str, Any]]:
     """Cheap cached strategies first: a probe on every kept candidate, then LP-FT down to the depth whose
     features the ranking found best, then LP-FT of the whole network, the literature's default for little
     data (Kumar et al., ICLR 2022), then plain partial tuning at that depth. Each at full length: measured
@@ -388,7 +396,9 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
     LP-FT of the whole network for 10 epochs gained 1.4 points over it. LP-FT comes before plain partial
     tuning because the same layers trained under a fresh head start below the probe: on banking77 (seed
     0, 45 s budgets) partial tuning of the last layer reached 0.678 / 0.801 validation accuracy at 5 / 10
-    shots against the probe's 0.779 / 0.830, and used the budget LP-FT needed."""
+    shots against the probe's 0.779 / 0.830, and used the budget LP-FT needed. For audio, the partial plan
+    once more with augmentation (for AUGMENTED_EPOCHS_FACTOR times the epochs): noisy spoken commands from
+    a few unseen voices generalise from perturbed clips (test accuracy 0.94 against 0.88, 10 per word)."""
     openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
     top = next(c for c in ranking if c["model"] == kept[0])
     profile = [entry["group"] for entry in top["depth_profile"]]
@@ -402,6 +412,8 @@ def opening_trials(ranking: list[dict], kept: list[str], max_epochs: int) -> lis
         )
         openings.append({"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "full", **defaults})
         openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
+        if modality == "audio":
+            openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults, "augment": True})
     return openings
 
 
@@ -480,6 +492,8 @@ def run_trial(
     overrides = dict(plan.overrides)
     lr_scale = overrides.pop("lr_scale", 1.0)
     config = base.replace(model=plan.model, strategy=plan.strategy, strategy_options=plan.options, **overrides)
+    if config.augment and task.task != "transcription":
+        config = config.replace(epochs=math.ceil(config.epochs * AUGMENTED_EPOCHS_FACTOR))
     lr = strategy_cls(**plan.options).default_lr(task.modality) * lr_scale
     config = config.replace(lr=lr if strategy_cls.trains else None, checks_per_epoch=checks_per_epoch(task))
     pruned = {"flag": False}
