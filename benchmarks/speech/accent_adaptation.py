@@ -356,12 +356,13 @@ def write_table() -> None:
                   "Noisy clips mix in babble at 5, 10 or 20 dB SNR (a third each); accuracy per level where "
                   "measured. The ear row is whisper-base untrained, transcribing each test clip (right when the "
                   "word is in what it wrote): how intelligible the clips are to the pretrained model.", "",
-                  "| condition | system | strategy | shots | test accuracy | by SNR | seconds | trainable params |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| condition | system | seed | strategy | shots | test accuracy | by SNR | seconds | "
+                  "trainable params |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in spoken:
             snr = ", ".join(f"{level}: {value:.2f}" for level, value in r.get("test_by_snr", {}).items()) or "—"
-            lines.append(f"| {r.get('condition', 'noisy')} | {r['system']} | {r['strategy']} | {r['shots']} | "
-                         f"{r['test']['accuracy']:.3f} | {snr} | {r['seconds']:.0f} | "
+            lines.append(f"| {r.get('condition', 'noisy')} | {r['system']} | {r.get('seed', '—')} | "
+                         f"{r['strategy']} | {r['shots']} | {r['test']['accuracy']:.3f} | {snr} | {r['seconds']:.0f} | "
                          f"{r['trainable_params']:,} |")  # fmt: skip
         lines.append("")
     if adapted:
