@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
-from .audio import AUDIO_SUFFIXES, BACKGROUND_NOISE_DIR
+from .audio import AUDIO_SUFFIXES, BACKGROUND_NOISE_DIR, NOISE_MAX_SECONDS, AudioLimits
 from .types import AudioInputs, ImageInputs, Inputs, TextInputs
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,8 @@ def read_class_folders(root: Path) -> RawData:
         raise DataError(f"{root}: {len(skipped)} of {len(files)} files are not {kind}, e.g. {skipped[0]}")
     noise = background_noise_files(root, layout["train"], modality)
     if noise:
-        usable = [file for file in noise if is_usable_noise(file)]
+        long_recordings = AudioLimits(max_seconds=NOISE_MAX_SECONDS)
+        usable = [file for file in noise if is_readable_audio(file, long_recordings)]
         skipped += [str(file) for file in noise if file not in usable]
         splits["train"].inputs.noise = usable
         log.info("%d background-noise recording(s) for augmented training", len(usable))
@@ -198,17 +199,6 @@ def background_noise_files(root: Path, train_dir: Path, modality: str) -> list[P
     return files
 
 
-def is_usable_noise(path: Path) -> bool:
-    from .audio import NOISE_MAX_SECONDS, AudioLimits, read_audio
-
-    try:
-        read_audio(path, AudioLimits(max_seconds=NOISE_MAX_SECONDS))
-        return True
-    except DataError as exc:
-        log.info("%s", exc)
-        return False
-
-
 def folder_modality(files: list[Path]) -> str:
     """Audio when most files carry an audio suffix; otherwise images (which may have any suffix)."""
     audio = sum(f.suffix.lower() in AUDIO_SUFFIXES for f in files)
@@ -224,12 +214,12 @@ def is_readable_image(path: Path) -> bool:
         return False
 
 
-def is_readable_audio(path: Path) -> bool:
+def is_readable_audio(path: Path, limits: AudioLimits = AudioLimits()) -> bool:
     """Decodes the clip: empty, silent, too long or undecodable clips are as useless as corrupt images."""
     from .audio import read_audio
 
     try:
-        read_audio(path)
+        read_audio(path, limits)
         return True
     except DataError as exc:
         log.info("%s", exc)
