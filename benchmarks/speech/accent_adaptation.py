@@ -217,7 +217,7 @@ def commands(
 def with_background_noise(data: Path, condition: str, scratch: Path) -> Path:
     """The commands folder (its split folders linked, not copied) with `_background_noise_` recordings
     beside them, which transferopt's augmented training mixes into training clips."""
-    from make_accent_data import BABBLE_SHARE, SAMPLE_RATE, babble, coloured_noise, peak_normalise, write_wav
+    from make_accent_data import SAMPLE_RATE, background_noise, peak_normalise, write_wav
 
     source = data / "commands" / TARGET / condition
     view = scratch / f"commands-{condition}-background-noise"
@@ -231,9 +231,7 @@ def with_background_noise(data: Path, condition: str, scratch: Path) -> Path:
     rng = np.random.default_rng(0)
     length = NOISE_RECORDING_SECONDS * SAMPLE_RATE
     for index in range(NOISE_RECORDINGS):
-        share = float(rng.uniform(*BABBLE_SHARE))
-        colour = coloured_noise(length, float(rng.choice([1.0, 2.0])), rng)
-        noise = np.sqrt(share) * babble(length, bank, rng) + np.sqrt(1 - share) * colour
+        noise = background_noise(length, bank, rng)
         write_wav(view / "_background_noise_" / f"{index}.wav", peak_normalise(noise))
     return view
 

@@ -343,12 +343,15 @@ def babble(length: int, bank: Sequence[np.ndarray], rng: np.random.Generator) ->
     return unit_rms(mixed)
 
 
-def add_noise(speech: np.ndarray, snr_db: float, bank: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def background_noise(length: int, bank: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Babble of a few talkers from `bank` plus pink or brown noise, in a random share."""
     exponent = float(rng.choice([1.0, 2.0]))
     share = float(rng.uniform(*BABBLE_SHARE))
-    noise = np.sqrt(share) * babble(len(speech), bank, rng) + np.sqrt(1 - share) * coloured_noise(
-        len(speech), exponent, rng
-    )
+    return np.sqrt(share) * babble(length, bank, rng) + np.sqrt(1 - share) * coloured_noise(length, exponent, rng)
+
+
+def add_noise(speech: np.ndarray, snr_db: float, bank: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    noise = background_noise(len(speech), bank, rng)
     scale = active_rms(speech) / (float(np.sqrt(np.mean(noise**2))) * 10 ** (snr_db / 20))
     return speech + scale * noise
 
