@@ -256,7 +256,8 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     assert not any(o.get("augment") for o in openings)
     # audio: the partial plan once more, augmented (noisy speech from unseen voices generalises from it)
     audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
-    assert audio[:4] == openings and audio[4] == {**openings[3], "augment": True}
+    assert audio[:4] == openings
+    assert audio[4] == {**openings[3], "augment": True, "lr_scale": 4.0}  # a fresh head, climbing through noise
 
 
 @pytest.mark.parametrize(("augment", "epochs"), [(False, 4), (True, 10)])
