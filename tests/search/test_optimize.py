@@ -254,14 +254,14 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     assert order == [("linear-probe", None), ("lp-ft", "partial"), ("lp-ft", "full"), ("partial", None)]
     assert openings[1]["lp-ft.partial.k"] == openings[3]["partial.k"] == 1  # down to the best depth
     assert not any(o.get("augment") for o in openings)
-    # audio: the partial plan once more, augmented (noisy speech from unseen voices generalises from it)
+    # audio: the partial plan augmented, right after the probe (noisy speech from unseen voices generalises
+    # from it, and its long schedule must fit the budget), at 4x the rate (a fresh head, climbing through noise)
     audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
-    assert audio[:4] == openings
-    assert audio[4] == {**openings[3], "augment": True, "lr_scale": 4.0}  # a fresh head, climbing through noise
+    assert audio == [openings[0], {**openings[3], "augment": True, "lr_scale": 4.0}, *openings[1:]]
 
 
-@pytest.mark.parametrize(("augment", "epochs"), [(False, 4), (True, 10)])
-def test_an_augmented_trial_trains_for_a_longer_schedule(tmp_path, monkeypatch, augment, epochs):
+@pytest.mark.parametrize(("augment", "schedule"), [(False, (4, 3)), (True, (10, 8))])
+def test_an_augmented_trial_trains_for_a_longer_schedule(tmp_path, monkeypatch, augment, schedule):
     import optuna
 
     import transferopt.api
@@ -275,7 +275,7 @@ def test_an_augmented_trial_trains_for_a_longer_schedule(tmp_path, monkeypatch, 
     trained_for = []
 
     def recording_fit(config, task, cache, hooks):
-        trained_for.append(config.epochs)
+        trained_for.append((config.epochs, config.patience))
         raise RuntimeError("recorded")
 
     monkeypatch.setattr(transferopt.api, "fit", recording_fit)
@@ -283,7 +283,7 @@ def test_an_augmented_trial_trains_for_a_longer_schedule(tmp_path, monkeypatch, 
     plan = TrialPlan("tiny-effnet", "full", {}, {"epochs": 4, "augment": augment})
     base = FitConfig(data="builtin:digits", model="tiny-effnet")
     run_trial(trial, plan, load_task_data("builtin:digits"), base, FeatureCache(), Budget(60), {}, tmp_path, lambda: 0)
-    assert trained_for == [epochs]  # 4 x AUGMENTED_EPOCHS_FACTOR (2.5) when augmented
+    assert trained_for == [schedule]  # epochs 4 and patience 3, each x AUGMENTED_EPOCHS_FACTOR (2.5) when augmented
 
 
 def test_a_trial_stops_before_an_epoch_that_would_end_past_the_budget(tmp_path, monkeypatch):
