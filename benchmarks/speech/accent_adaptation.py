@@ -379,18 +379,14 @@ CURRENT_COMMAND_SYSTEMS = ("transferopt", "scratch")
 
 def commands_order(record: dict) -> tuple:
     """Per condition: current systems by seed, then the ear and the earlier versions kept for the record."""
-    system = record["system"]
-    current = system in CURRENT_COMMAND_SYSTEMS
-    rank = CURRENT_COMMAND_SYSTEMS.index(system) if current else len(CURRENT_COMMAND_SYSTEMS)
-    return (record.get("condition", "noisy"), not current, rank, system, record.get("seed", 0))
+    earlier, rank = current_rank(record["system"], CURRENT_COMMAND_SYSTEMS)
+    return (record.get("condition", "noisy"), earlier, rank, record["system"], record.get("seed", 0))
 
 
 def commands_means_table(spoken: list[dict]) -> list[str]:
     """Mean (and range) of test accuracy over seeds per condition for the current systems: one draw of 10
     clips per word is a noisy estimate, so the mean over seeds is what the issue's 95% line is held to."""
-    lines = ["Mean test accuracy over seeds (current systems; range over seeds in brackets):", "",
-             "| condition | system | seeds | test accuracy | by SNR | seconds |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = []
     for condition in CONDITIONS:
         for system in CURRENT_COMMAND_SYSTEMS:
             runs = [r for r in spoken if r["system"] == system and r.get("condition", "noisy") == condition]
@@ -405,9 +401,13 @@ def commands_means_table(spoken: list[dict]) -> list[str]:
             )
             seeds = ", ".join(str(r.get("seed", 0)) for r in runs)
             seconds = np.mean([r["seconds"] for r in runs])
-            lines.append(f"| {condition} | {system} | {seeds} | {np.mean(accuracy):.3f} ({min(accuracy):.3f}-"
-                         f"{max(accuracy):.3f}) | {snr or '—'} | {seconds:.0f} |")  # fmt: skip
-    return lines + [""] if len(lines) > 4 else []
+            rows.append(f"| {condition} | {system} | {seeds} | {np.mean(accuracy):.3f} ({min(accuracy):.3f}-"
+                        f"{max(accuracy):.3f}) | {snr or '—'} | {seconds:.0f} |")  # fmt: skip
+    if not rows:
+        return []
+    return ["Mean test accuracy over seeds (current systems; range over seeds in brackets):", "",
+            "| condition | system | seeds | test accuracy | by SNR | seconds |", "|---|---|---|---|---|---|",
+            *rows, ""]  # fmt: skip
 
 
 def write_commands_plot(spoken: list[dict]) -> None:
@@ -483,11 +483,15 @@ def write_plot(records: list[dict]) -> None:
 CURRENT_SYSTEMS = ("transferopt", "naive-fine-tune")
 
 
+def current_rank(system: str, current: tuple[str, ...]) -> tuple[bool, int]:
+    """Sort key of a system: (is an earlier version, place among the current systems)."""
+    return (system not in current, current.index(system) if system in current else len(current))
+
+
 def adapted_order(record: dict) -> tuple:
     """Current systems first (by seed), then the earlier versions kept for the record."""
-    current = record["system"] in CURRENT_SYSTEMS
-    rank = CURRENT_SYSTEMS.index(record["system"]) if current else len(CURRENT_SYSTEMS)
-    return (not current, record["seed"] if current else 0, rank, record["system"])
+    earlier, rank = current_rank(record["system"], CURRENT_SYSTEMS)
+    return (earlier, 0 if earlier else record["seed"], rank, record["system"])
 
 
 def seed_means(adapted: list[dict], sets: list[str]) -> dict[str, tuple[int, dict[str, float], float]]:
