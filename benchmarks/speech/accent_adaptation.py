@@ -420,11 +420,12 @@ def write_commands_plot(spoken: list[dict]) -> None:
 
     if not spoken:
         return
-    shots = "/".join(sorted({str(r["shots"]) for r in spoken}))
     conditions = [c for c in CONDITIONS if any(r.get("condition", "noisy") == c for r in spoken)]
     systems = [name for name in CURRENT_COMMAND_SYSTEMS if any(r["system"] == name for r in spoken)]
     if not systems:
         return
+    # The plotted systems' shots only: the ear row (0 shots) is in the table, not the plot.
+    shots = "/".join(sorted({str(r["shots"]) for r in spoken if r["system"] in systems}))
     series = []
     for system in systems:
         values = []
