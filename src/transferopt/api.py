@@ -16,8 +16,11 @@ import torch
 from .config import FitConfig
 from .data import TaskData, task_from_config
 from .data.types import AudioInputs, ImageInputs, Split, TextInputs
+from .data.unlabeled import read_unlabeled
 from .engine import FeatureCache, Transfer, classification_metrics
 from .engine.metrics import LOWER_IS_BETTER
+from .engine.run import RunOutcome
+from .engine.self_training import confident_pseudo_labels, with_pseudo_labels
 from .engine.states import RawBatches
 from .engine.trainer import EpochHook, predict_probabilities
 from .engine.transcription import transcribe_batches, transcription_metrics
@@ -222,13 +225,12 @@ def fit(
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
     task = task or task_from_config(config)
     config = config_for_task(config, task, strategy_obj)
-    torch.manual_seed(config.seed)  # a model trained from scratch starts from seeded random weights
-    backbone = resolve_backbone(config.model, pretrained=config.pretrained, task=task.task)
-    configure_backbone(backbone, task, config)
-    torch.manual_seed(config.seed)
-    transfer_model = new_model(backbone, task)
-    transfer = Transfer(transfer_model, task, config, cache or FeatureCache())
-    outcome = transfer.run(strategy_obj, hooks)
+    cache = cache or FeatureCache()
+    transfer, outcome = train_once(config, task, strategy_obj, cache, hooks)
+    self_training = None
+    if config.unlabeled is not None:
+        transfer, outcome, self_training = self_train(transfer, outcome, cache, hooks)
+    task, transfer_model, backbone = transfer.data, transfer.model, transfer.model.backbone
     eval_started = time.perf_counter()
     metrics: dict[str, Any] = {"val": split_metrics(transfer, task, "val", outcome.prefix, outcome.val_probs)}
     if task.test is not None:
@@ -256,6 +258,8 @@ def fit(
         },
         notes=task.notes + outcome.notes,
     )
+    if self_training is not None:
+        metrics["self_training"] = self_training
     result = FitResult(
         model=transfer_model,
         config=config,
@@ -268,6 +272,61 @@ def fit(
     if out is not None:
         result.save(out)
     return result
+
+
+def train_once(
+    config: FitConfig, task: TaskData, strategy, cache: FeatureCache, hooks: list[EpochHook] | None
+) -> tuple[Transfer, RunOutcome]:
+    """A new model from the source weights, trained on `task` with one strategy."""
+    torch.manual_seed(config.seed)  # a model trained from scratch starts from seeded random weights
+    backbone = resolve_backbone(config.model, pretrained=config.pretrained, task=task.task)
+    configure_backbone(backbone, task, config)
+    torch.manual_seed(config.seed)
+    transfer = Transfer(new_model(backbone, task), task, config, cache)
+    return transfer, transfer.run(strategy, hooks)
+
+
+def self_train(
+    teacher: Transfer, outcome: RunOutcome, cache: FeatureCache, hooks: list[EpochHook] | None
+) -> tuple[Transfer, RunOutcome, dict[str, Any]]:
+    """Rounds of pseudo-labelling the unlabelled pool with the best model so far and training a student on
+    the labelled plus pseudo-labelled data; a student is kept only when its validation metric beats its
+    teacher's, and the rounds stop at the first one that is not."""
+    config, task = teacher.config, teacher.data
+    if task.task == "transcription":
+        raise ConfigError("--unlabeled (self-training) is for classification; this is a transcription task")
+    pool = read_unlabeled(config.unlabeled, task.modality, config.text_col)
+    pool_split = Split(pool, np.zeros(len(pool), dtype=np.int64))
+    best_score = validation_score(teacher, outcome)
+    record: dict[str, Any] = {"unlabeled": len(pool), "share": config.pseudo_label_share, "rounds": []}
+    record["teacher_val"] = best_score
+    for round_number in range(1, config.self_training_rounds + 1):
+        log.info("self-training round %d: pseudo-labelling %d unlabelled example(s)", round_number, len(pool))
+        probs = teacher.probabilities(pool_split, outcome.prefix, "unlabelled")
+        index, labels = confident_pseudo_labels(probs, config.pseudo_label_share)
+        student_task = with_pseudo_labels(task, pool, index, labels)
+        strategy = make_strategy(config.strategy, config.strategy_options)  # a fresh one: strategies keep state
+        student, student_outcome = train_once(config, student_task, strategy, cache, hooks)
+        score = validation_score(student, student_outcome)
+        kept = is_better(score, best_score, config.metric)
+        lowest_confidence = float(probs[index].max(axis=1).min())
+        record["rounds"].append(
+            {"pseudo_labelled": len(index), "min_confidence": lowest_confidence, "val": score, "kept": kept}
+        )
+        if not kept:
+            break
+        teacher, outcome, best_score = student, student_outcome, score
+    record["kept_rounds"] = sum(r["kept"] for r in record["rounds"])
+    return teacher, outcome, record
+
+
+def validation_score(transfer: Transfer, outcome: RunOutcome) -> float:
+    metric = transfer.config.metric
+    return float(split_metrics(transfer, transfer.data, "val", outcome.prefix, outcome.val_probs)[metric])
+
+
+def is_better(score: float, best: float, metric: str) -> bool:
+    return score < best if metric in LOWER_IS_BETTER else score > best
 
 
 def config_for_task(config: FitConfig, task: TaskData, strategy) -> FitConfig:

@@ -64,6 +64,15 @@ class FitConfig:
     audio_seconds: float | None = field(
         default=None, metadata={"help": "clip length fed to speech models (default: longest training clip)"}
     )
+    unlabeled: str | None = field(
+        default=None, metadata={"help": "unlabelled inputs of the same kind, for self-training (pseudo-labels)"}
+    )
+    self_training_rounds: int = field(
+        default=1, metadata={"help": "rounds of pseudo-labelling and retraining when unlabeled is given"}
+    )
+    pseudo_label_share: float = field(
+        default=0.6, metadata={"help": "share of the unlabelled pool, most confident first, given pseudo-labels"}
+    )
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -95,6 +104,14 @@ class FitConfig:
                 f"class_weight must be one of {CLASS_WEIGHT_CHOICES}",
             ),
             (self.metric in METRIC_CHOICES, f"--metric must be one of {METRIC_CHOICES}, got {self.metric!r}"),
+            (
+                self.self_training_rounds >= 1,
+                f"--self-training-rounds must be >= 1, got {self.self_training_rounds}",
+            ),
+            (
+                0.0 < self.pseudo_label_share <= 1.0,
+                f"--pseudo-label-share must be in (0, 1], got {self.pseudo_label_share}",
+            ),
             (valid_device(self.device), f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]
         for ok, message in checks:

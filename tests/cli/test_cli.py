@@ -307,3 +307,26 @@ def test_evaluate_with_data_of_the_wrong_modality(tmp_path, cli_run):
     rows = [{"text": f"a {c} thing number {i}", "label": c} for c in ("blue", "green", "red") for i in range(4)]
     table = helpers.write_table(tmp_path / "colours.csv", rows)
     assert_user_error(invoke("evaluate", out, "--data", table, "--split", "val"), "text")
+
+
+def test_fit_with_unlabelled_images_reports_the_self_training(tmp_path, colour_folder):
+    pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=2)
+    result = fit(colour_folder, "tiny-effnet", tmp_path / "out", "--unlabeled", pool, "--pseudo-label-share", "0.5")
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "self-training on 6 unlabelled example(s): labelled only: val accuracy 1.0000; round 1: 3" in printed
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["self_training"]["rounds"][0]["kept"] is False
+
+
+def test_unlabelled_data_errors(tmp_path, colour_folder):
+    missing = tmp_path / "nowhere"
+    assert_user_error(
+        fit(colour_folder, "tiny-effnet", tmp_path / "out", "--unlabeled", missing),
+        "unlabelled data path does not exist",
+        str(missing),
+    )
+    assert_user_error(
+        fit(colour_folder, "tiny-effnet", tmp_path / "out", "--unlabeled", tmp_path, "--pseudo-label-share", "0"),
+        "--pseudo-label-share must be in (0, 1]",
+    )
+    assert not (tmp_path / "out").exists()

@@ -133,6 +133,12 @@ def test_fit_command_keeps_the_audio_settings():
         assert flag in command
 
 
+def test_fit_command_keeps_the_self_training_settings():
+    config = transferopt.FitConfig(data="d", model="m", unlabeled="pool.csv", self_training_rounds=2).to_dict()
+    command = fit_command(config)
+    assert "--unlabeled pool.csv --self-training-rounds 2" in command and "--pseudo-label-share" not in command
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

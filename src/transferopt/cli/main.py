@@ -51,6 +51,13 @@ def fit(
     text_col: str = typer.Option(None, "--text-col", help="table column of texts (audio tables: transcripts)"),
     label_col: str = typer.Option(None, "--label-col", help="table column of class labels"),
     audio_col: str = typer.Option(None, "--audio-col", help="table column of audio file paths"),
+    unlabeled: str = typer.Option(
+        None, "--unlabeled", help="unlabelled texts (table, .txt), images or clips (folder) for self-training"
+    ),
+    self_training_rounds: int = typer.Option(1, "--self-training-rounds", help="pseudo-label and retrain rounds"),
+    pseudo_label_share: float = typer.Option(
+        0.6, "--pseudo-label-share", help="share of the unlabelled data, most confident first, to pseudo-label"
+    ),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
@@ -83,6 +90,9 @@ def fit(
         text_col=text_col,
         label_col=label_col,
         audio_col=audio_col,
+        unlabeled=unlabeled,
+        self_training_rounds=self_training_rounds,
+        pseudo_label_share=pseudo_label_share,
         device=device,
     )
     result = run_fit(config=config, out=out, hooks=[epoch_printer])
@@ -116,9 +126,21 @@ def print_fit_summary(result) -> None:
         f"trainable params {metrics['trainable_params']:,} of {metrics['total_params']:,}; "
         f"time {timing['total_s']:.1f}s (features {timing['feature_cache_s']:.1f}s, train {timing['train_s']:.1f}s)"
     )
+    if "self_training" in metrics:
+        console.print(describe_self_training(metrics["self_training"], result.config.metric))
     for note in result.data_summary.get("skipped", [])[:1]:
         console.print(f"skipped {len(result.data_summary['skipped'])} unreadable input(s), e.g. {note}")
     console.print(f"saved to {result.run_dir} (open report.html there for the full picture)")
+
+
+def describe_self_training(record: dict, metric: str) -> str:
+    rounds = "; ".join(
+        f"round {i}: {r['pseudo_labelled']:,} pseudo-labelled, val {metric} {r['val']:.4f} "
+        f"({'kept' if r['kept'] else 'not kept'})"
+        for i, r in enumerate(record["rounds"], start=1)
+    )
+    teacher = f"labelled only: val {metric} {record['teacher_val']:.4f}"
+    return f"self-training on {record['unlabeled']:,} unlabelled example(s): {teacher}; {rounds}"
 
 
 @app.command()

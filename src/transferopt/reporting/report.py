@@ -358,7 +358,7 @@ def optimize_command(settings: dict[str, Any]) -> str:
 FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
     "augment", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
-    "label_col", "audio_col", "pretrained",
+    "label_col", "audio_col", "pretrained", "unlabeled", "self_training_rounds", "pseudo_label_share",
 )  # fmt: skip
 
 

@@ -1,0 +1,106 @@
+"""Self-training: which pool examples get pseudo-labels, what the student trains on, which model is kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import transferopt
+import transferopt.api as api
+from tests import helpers
+from transferopt.data import Split, TaskData, TextInputs
+from transferopt.engine.run import Transfer
+from transferopt.engine.self_training import confident_pseudo_labels, with_pseudo_labels
+from transferopt.errors import ConfigError
+
+
+def test_the_most_confident_share_keeps_its_predicted_labels():
+    probs = np.array([[0.5, 0.5], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.95, 0.05]])
+    index, labels = confident_pseudo_labels(probs, 0.6)
+    assert index.tolist() == [4, 1, 2] and labels.tolist() == [0, 1, 0]
+    assert confident_pseudo_labels(probs, 0.01)[0].tolist() == [4]  # at least one
+    assert len(confident_pseudo_labels(probs, 1.0)[0]) == 5
+
+
+def test_pseudo_labels_join_only_the_training_split():
+    def split(texts, labels):
+        return Split(TextInputs(texts), np.array(labels))
+
+    task = TaskData("text", ["a", "b"], split(["x", "y"], [0, 1]), split(["v"], [1]), split(["t"], [0]), "src")
+    pool = TextInputs(["p0", "p1", "p2"])
+    student = with_pseudo_labels(task, pool, np.array([2, 0]), np.array([1, 1]))
+    assert student.train.inputs.texts == ["x", "y", "p2", "p0"] and student.train.labels.tolist() == [0, 1, 1, 1]
+    assert student.val is task.val and student.test is task.test
+    assert student.notes[-1] == "self-training: 2 pseudo-labelled example(s) added to 2 labelled"
+    assert task.train.inputs.texts == ["x", "y"]  # the labelled task is untouched
+
+
+@pytest.fixture(scope="module")
+def colour_pool(tmp_path_factory):
+    return helpers.write_colour_images(tmp_path_factory.mktemp("pool"), layout="flat", per_class=5, seed=7)
+
+
+def test_a_student_that_does_not_beat_its_teacher_is_dropped(colour_folder, colour_pool, monkeypatch):
+    trained_on = []
+    original = api.train_once
+
+    def recording(config, task, strategy, cache, hooks):
+        trained_on.append(len(task.train))
+        return original(config, task, strategy, cache, hooks)
+
+    monkeypatch.setattr(transferopt.api, "train_once", recording)
+    result = transferopt.fit(
+        str(colour_folder), "tiny-effnet", "linear-probe", unlabeled=str(colour_pool), self_training_rounds=3
+    )
+    record = result.metrics["self_training"]
+    # The colours are separable: the teacher is perfect on val, so the student cannot beat it.
+    assert record["teacher_val"] == 1.0 and record["unlabeled"] == 15 and record["share"] == 0.6
+    assert record["rounds"] == [
+        {"pseudo_labelled": 9, "min_confidence": pytest.approx(record["rounds"][0]["min_confidence"]), "val": 1.0,
+         "kept": False}
+    ]  # fmt: skip
+    assert record["kept_rounds"] == 0
+    assert trained_on == [24, 24 + 9]  # teacher, then one student on labelled + 9 pseudo-labelled images
+    assert sum(result.data_summary["counts"]["train"].values()) == 24  # the kept model is the teacher
+
+
+def test_kept_students_teach_the_next_round_until_one_does_not_improve(colour_folder, colour_pool, monkeypatch):
+    scores = iter([0.5, 0.7, 0.9, 0.8])  # teacher, round 1 (kept), round 2 (kept), round 3 (dropped)
+    teachers = []
+    original = Transfer.probabilities
+
+    def recording(self, split, prefix, label):
+        if label == "unlabelled":
+            teachers.append(len(self.data.train))
+        return original(self, split, prefix, label)
+
+    monkeypatch.setattr(transferopt.api, "validation_score", lambda transfer, outcome: next(scores))
+    monkeypatch.setattr(Transfer, "probabilities", recording)
+    result = transferopt.fit(
+        str(colour_folder),
+        "tiny-effnet",
+        "linear-probe",
+        unlabeled=str(colour_pool),
+        self_training_rounds=5,
+        pseudo_label_share=1.0,
+    )
+    record = result.metrics["self_training"]
+    assert [r["kept"] for r in record["rounds"]] == [True, True, False] and record["kept_rounds"] == 2
+    assert [r["val"] for r in record["rounds"]] == [0.7, 0.9, 0.8]
+    assert teachers == [24, 24 + 15, 24 + 15]  # round 2 pseudo-labels with round 1's student
+    assert sum(result.data_summary["counts"]["train"].values()) == 24 + 15
+    assert "self-training: 15 pseudo-labelled example(s) added to 24 labelled" in result.metrics["notes"]
+
+
+def test_image_arrays_take_unlabelled_files_and_text_needs_a_text_pool(tmp_path, intents_dir, tiny_bert_name):
+    data = helpers.write_npz(tmp_path / "data.npz")
+    pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=2)
+    result = transferopt.fit(str(data), "tiny-effnet", "linear-probe", unlabeled=str(pool))
+    assert result.metrics["self_training"]["unlabeled"] == 6
+    with pytest.raises(Exception, match="unlabelled texts must be a table"):
+        transferopt.fit(str(intents_dir), tiny_bert_name, "linear-probe", max_length=16, unlabeled=str(pool))
+
+
+def test_transcription_refuses_unlabelled_data(spoken_dir, tmp_path):
+    with pytest.raises(ConfigError, match="--unlabeled .* is for classification"):
+        transferopt.fit(str(spoken_dir), "tiny-whisper-asr", "bitfit", epochs=1, unlabeled=str(tmp_path))
