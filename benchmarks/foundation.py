@@ -68,6 +68,9 @@ def tasks(root: Path) -> dict[str, Task]:
     }
 
 
+#: `unlabeled` setting: the task's training examples that are neither shots nor validation, without labels.
+REST_OF_TRAIN = "rest-of-train"
+
 RUNS = [
     Run("hymenoptera", "linear-probe"),
     Run("hymenoptera", "linear-probe", settings={"image_size": 288}),
@@ -83,6 +86,13 @@ RUNS = [
     Run("banking77-10shot", "partial", {"k": 3}, {"epochs": 10, "patience": 3}),
     Run("banking77-10shot", "lp-ft", settings={"epochs": 10, "lr": 1e-4, "patience": 3}),
     Run("banking77-10shot", "full", settings={"epochs": 10, "lr": 1e-4, "patience": 3}),
+    # Self-training: the support team has many more customer messages than it can label. The training
+    # sentences outside the 10 shots and the validation set, labels dropped, are the unlabelled pool.
+    Run(
+        "banking77-10shot",
+        "lp-ft",
+        settings={"epochs": 4, "lr": 1e-4, "patience": 2, "unlabeled": REST_OF_TRAIN, "self_training_rounds": 2},
+    ),
     Run("pneumoniamnist", "linear-probe"),
     # Does loss weighting against the training prior (74% pneumonia; 62.5% in test) move the threshold?
     Run("pneumoniamnist", "linear-probe", settings={"class_weight": "balanced"}),
@@ -110,9 +120,15 @@ RUNS = [
 
 def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[str, Any]:
     settings = {**task.settings, **run.settings}
-    started = time.perf_counter()
-    result = transferopt.fit(task.data, task.model, run.strategy, strategy_options=run.options, cache=cache, **settings)
-    wall = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as pool_dir:
+        if settings.get("unlabeled") == REST_OF_TRAIN:
+            settings["unlabeled"] = write_unlabeled_rest(task, settings, Path(pool_dir) / "unlabelled.csv")
+        started = time.perf_counter()
+        result = transferopt.fit(
+            task.data, task.model, run.strategy, strategy_options=run.options, cache=cache, **settings
+        )
+        wall = time.perf_counter() - started
+    settings["unlabeled"] = run.settings.get("unlabeled")  # the record names the pool, not a temporary file
     metrics = result.metrics
     record = {
         "task": task.name,
@@ -129,6 +145,7 @@ def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[st
         "total_params": metrics["total_params"],
         "trained_groups": metrics["trained_groups"],
         "best_epoch": metrics["best_epoch"],
+        "self_training": metrics.get("self_training"),
     }
     record_path(out_dir, run).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     report = record[task.report_split]
@@ -138,6 +155,22 @@ def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[st
         flush=True,
     )
     return record
+
+
+def write_unlabeled_rest(task: Task, settings: dict[str, Any], path: Path) -> str:
+    """The training texts that are neither among the sampled shots nor in the validation set, as a one-column
+    table: what a user with many unlabelled messages would pass to `--unlabeled`."""
+    import pandas as pd
+
+    from transferopt.data import load_task_data
+
+    sampled = load_task_data(task.data, shots=settings.get("shots"), seed=settings.get("seed", 0))
+    everything = load_task_data(task.data, seed=settings.get("seed", 0))
+    taken = set(sampled.train.inputs.texts) | set(sampled.val.inputs.texts)
+    texts = [t for t in everything.train.inputs.texts + everything.val.inputs.texts if t not in taken]
+    pd.DataFrame({"text": texts}).to_csv(path, index=False)
+    print(f"{task.name}: {len(texts)} unlabelled training texts (not shots, not validation)", flush=True)
+    return str(path)
 
 
 def record_path(out_dir: Path, run: Run) -> Path:
@@ -211,6 +244,10 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "figures of 0.99 AUC sit beside test accuracy of 0.79-0.82 unless training is augmented; the augmented",
         "LP-FT (then full) reaches test ACC 0.893 / AUC 0.969, but is second on val AUC and on val accuracy.",
         "Class-balanced weighting does not close the gap (the probe with and without it).",
+        "The banking77 row with `unlabeled=rest-of-train` self-trains: the 8,461 training sentences that are",
+        "neither shots nor validation, their labels dropped, are pseudo-labelled by the model (the most confident",
+        "60%), a new model trains on labelled plus pseudo-labelled sentences, and validation (labelled, never",
+        "pseudo-labelled) decides whether it is kept; a second round repeats this with the kept model.",
         "",
     ]
     for name, task in task_map.items():
@@ -288,8 +325,17 @@ def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
     if any(r["task"] == "banking77-10shot" for r in records):
         if (lp := probe("banking77-10shot", "test")) is not None:
             add("banking77 10-shot linear-probe test accuracy", lp["test"]["accuracy"], 0.85)
-        top = best(records, "banking77-10shot", "val")  # chosen on validation, reported on test
+        labelled_only = [r for r in records if not r["settings"].get("unlabeled")]
+        top = best(labelled_only, "banking77-10shot", "val")  # chosen on validation, reported on test
         add(f"banking77 10-shot test accuracy of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
+        if len(labelled_only) < len(records):
+            top = best(records, "banking77-10shot", "val")
+            add(
+                f"the same, with unlabelled messages allowed (self-training; still 10 labelled per class) "
+                f"({top['label']})",
+                top["test"]["accuracy"],
+                0.88,
+            )
     if any(r["task"] == "pneumoniamnist" for r in records):
         top = best(records, "pneumoniamnist", "val", "auc")
         add(f"pneumoniamnist test ACC of the best-on-val run ({top['label']})", top["test"]["accuracy"], 0.88)
