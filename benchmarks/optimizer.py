@@ -273,9 +273,11 @@ def write_table(task_map: dict[str, Task]) -> Path:
         "statistics (2026-12-01), the LP-FT runs were measured again, each alone with a cold feature cache (so",
         "their time includes a feature pass of 10-40 s that the original sweep shared with the probe; in the",
         "optimizer's favour), while a few short tests ran at low priority; hymenoptera's accuracies did not",
-        "change. Pneumoniamnist: the sweep (21 runs over 4,708 training images) takes hours on this machine",
+        "change. Pneumoniamnist: the sweep (21 runs over 3,882 training images) takes hours on this machine",
         "and is measured over several sessions (the script resumes from its records); until it is complete,",
-        "its rows below compare against the runs measured so far, as the acceptance rows say.",
+        "its rows below compare against the runs measured so far, as the acceptance rows say. Its lite1 LoRA,",
+        "LP-FT and BitFit runs (2026-12-01) shared the machine with low-priority work (one thread, nice 19: a",
+        "text fine-tune, then the test suite), which lengthened them, in the optimizer's favour.",
         "",
     ]
     acceptance = []
