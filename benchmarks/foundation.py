@@ -248,6 +248,8 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "neither shots nor validation, their labels dropped, are pseudo-labelled by the model (the most confident",
         "60%), a new model trains on labelled plus pseudo-labelled sentences, and validation (labelled, never",
         "pseudo-labelled) decides whether it is kept; a second round repeats this with the kept model.",
+        "Measured (2026-12-02): validation accuracy 0.8455 with the labelled sentences only (this run's first,",
+        "4-epoch model), 0.8675 after round 1 (5,077 pseudo-labelled) and 0.8740 after round 2 (both kept).",
         "",
     ]
     for name, task in task_map.items():
