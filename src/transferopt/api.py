@@ -15,7 +15,7 @@ import torch
 
 from .config import FitConfig
 from .data import TaskData, task_from_config
-from .data.types import AudioInputs, ImageInputs, Split, TextInputs
+from .data.types import AudioInputs, ImageInputs, Inputs, Split, TextInputs
 from .data.unlabeled import read_unlabeled
 from .engine import FeatureCache, Transfer, classification_metrics
 from .engine.metrics import LOWER_IS_BETTER
@@ -225,11 +225,12 @@ def fit(
     strategy_obj = make_strategy(config.strategy, config.strategy_options)
     task = task or task_from_config(config)
     config = config_for_task(config, task, strategy_obj)
+    pool = unlabeled_pool(config, task)  # read before training, so a bad path fails at once
     cache = cache or FeatureCache()
     transfer, outcome = train_once(config, task, strategy_obj, cache, hooks)
     self_training = None
-    if config.unlabeled is not None:
-        transfer, outcome, self_training = self_train(transfer, outcome, cache, hooks)
+    if pool is not None:
+        transfer, outcome, self_training = self_train(transfer, outcome, pool, cache, hooks)
     task, transfer_model, backbone = transfer.data, transfer.model, transfer.model.backbone
     eval_started = time.perf_counter()
     metrics: dict[str, Any] = {"val": split_metrics(transfer, task, "val", outcome.prefix, outcome.val_probs)}
@@ -286,16 +287,21 @@ def train_once(
     return transfer, transfer.run(strategy, hooks)
 
 
+def unlabeled_pool(config: FitConfig, task: TaskData) -> Inputs | None:
+    if config.unlabeled is None:
+        return None
+    if task.task == "transcription":
+        raise ConfigError("--unlabeled (self-training) is for classification; this is a transcription task")
+    return read_unlabeled(config.unlabeled, task.modality, config.text_col)
+
+
 def self_train(
-    teacher: Transfer, outcome: RunOutcome, cache: FeatureCache, hooks: list[EpochHook] | None
+    teacher: Transfer, outcome: RunOutcome, pool: Inputs, cache: FeatureCache, hooks: list[EpochHook] | None
 ) -> tuple[Transfer, RunOutcome, dict[str, Any]]:
     """Rounds of pseudo-labelling the unlabelled pool with the best model so far and training a student on
     the labelled plus pseudo-labelled data; a student is kept only when its validation metric beats its
     teacher's, and the rounds stop at the first one that is not."""
     config, task = teacher.config, teacher.data
-    if task.task == "transcription":
-        raise ConfigError("--unlabeled (self-training) is for classification; this is a transcription task")
-    pool = read_unlabeled(config.unlabeled, task.modality, config.text_col)
     pool_split = Split(pool, np.zeros(len(pool), dtype=np.int64))
     best_score = validation_score(teacher, outcome)
     record: dict[str, Any] = {"unlabeled": len(pool), "share": config.pseudo_label_share, "rounds": []}

@@ -11,7 +11,7 @@ from tests import helpers
 from transferopt.data import Split, TaskData, TextInputs
 from transferopt.engine.run import Transfer
 from transferopt.engine.self_training import confident_pseudo_labels, with_pseudo_labels
-from transferopt.errors import ConfigError
+from transferopt.errors import ConfigError, DataError
 
 
 def test_the_most_confident_share_keeps_its_predicted_labels():
@@ -104,3 +104,12 @@ def test_image_arrays_take_unlabelled_files_and_text_needs_a_text_pool(tmp_path,
 def test_transcription_refuses_unlabelled_data(spoken_dir, tmp_path):
     with pytest.raises(ConfigError, match="--unlabeled .* is for classification"):
         transferopt.fit(str(spoken_dir), "tiny-whisper-asr", "bitfit", epochs=1, unlabeled=str(tmp_path))
+
+
+def test_a_bad_unlabelled_path_fails_before_any_training(colour_folder, tmp_path, monkeypatch):
+    def never(*args):
+        raise AssertionError("trained before checking the unlabelled data")
+
+    monkeypatch.setattr(api, "train_once", never)
+    with pytest.raises(DataError, match="unlabelled data path does not exist"):
+        transferopt.fit(str(colour_folder), "tiny-effnet", "linear-probe", unlabeled=str(tmp_path / "nowhere"))
