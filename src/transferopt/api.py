@@ -304,8 +304,12 @@ def self_train(
     config, task = teacher.config, teacher.data
     pool_split = Split(pool, np.zeros(len(pool), dtype=np.int64))
     best_score = validation_score(teacher, outcome)
-    record: dict[str, Any] = {"unlabeled": len(pool), "share": config.pseudo_label_share, "rounds": []}
-    record["teacher_val"] = best_score
+    record: dict[str, Any] = {
+        "unlabeled": len(pool),
+        "share": config.pseudo_label_share,
+        "teacher_val": best_score,
+        "rounds": [],
+    }
     for round_number in range(1, config.self_training_rounds + 1):
         log.info("self-training round %d: pseudo-labelling %d unlabelled example(s)", round_number, len(pool))
         probs = teacher.probabilities(pool_split, outcome.prefix, "unlabelled")

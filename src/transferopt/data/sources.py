@@ -408,10 +408,7 @@ def choose_columns(frame, path: Path, text_col: str | None, label_col: str | Non
             raise ConfigError(f"{option} {given!r} is not a column of {path}; columns: {', '.join(names)}")
     lower = {n.lower(): n for n in names}
     label = label_col or next((lower[n] for n in LABEL_COLUMN_NAMES if n in lower), None)
-    text = text_col or next((lower[n] for n in TEXT_COLUMN_NAMES if n in lower and lower[n] != label), None)
-    string_columns = [n for n in names if is_string_column(frame[n]) and n != label]
-    if text is None and string_columns:
-        text = max(string_columns, key=lambda n: frame[n].astype(str).str.len().mean())
+    text = text_col or guess_text_column(frame, exclude=label)
     if label is None:
         others = [n for n in names if n != text]
         label = min(others, key=lambda n: frame[n].nunique()) if others else None
@@ -420,3 +417,14 @@ def choose_columns(frame, path: Path, text_col: str | None, label_col: str | Non
             f"cannot tell the text and label columns of {path} ({', '.join(names)}); pass --text-col and --label-col"
         )
     return text, label
+
+
+def guess_text_column(frame, exclude: str | None = None) -> str | None:
+    """A conventional text column name, else the string column with the longest cells (never `exclude`)."""
+    names = [str(c) for c in frame.columns if str(c) != exclude]
+    lower = {n.lower(): n for n in names}
+    conventional = next((lower[n] for n in TEXT_COLUMN_NAMES if n in lower), None)
+    if conventional is not None:
+        return conventional
+    strings = [n for n in names if is_string_column(frame[n])]
+    return max(strings, key=lambda n: frame[n].astype(str).str.len().mean()) if strings else None

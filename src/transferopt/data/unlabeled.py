@@ -13,10 +13,9 @@ from .sources import (
     IMAGE_SUFFIXES,
     MAX_SKIPPED_SHARE,
     TABLE_SUFFIXES,
-    TEXT_COLUMN_NAMES,
+    guess_text_column,
     is_readable_audio,
     is_readable_image,
-    is_string_column,
     read_table,
     to_uint8,
 )
@@ -58,20 +57,16 @@ def read_unlabeled_texts(path: Path, text_col: str | None) -> list[str]:
 
 
 def text_column(frame, path: Path, text_col: str | None) -> str:
-    """The user's column, a conventional text column name, else the string column with the longest cells."""
+    """The user's column, else a conventional text column name, else the string column with the longest cells."""
     names = [str(c) for c in frame.columns]
     if text_col is not None:
         if text_col not in names:
             raise DataError(f"--text-col {text_col!r} is not a column of {path}; columns: {', '.join(names)}")
         return text_col
-    lower = {n.lower(): n for n in names}
-    conventional = next((lower[n] for n in TEXT_COLUMN_NAMES if n in lower), None)
-    if conventional is not None:
-        return conventional
-    strings = [n for n in names if is_string_column(frame[n])]
-    if not strings:
+    column = guess_text_column(frame)
+    if column is None:
         raise DataError(f"{path}: no text column ({', '.join(names)}); pass --text-col")
-    return max(strings, key=lambda n: frame[n].astype(str).str.len().mean())
+    return column
 
 
 def read_unlabeled_arrays(path: Path) -> np.ndarray:
@@ -87,8 +82,8 @@ def read_unlabeled_arrays(path: Path) -> np.ndarray:
 
 
 def read_unlabeled_files(folder: Path, modality: str) -> Inputs:
-    suffixes = AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in set(suffixes))
+    suffixes = set(AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES)
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
     files = [f for f in files if not any(part.startswith(".") for part in f.relative_to(folder).parts)]
     if not files:
         raise DataError(f"{folder}: no {modality} files found for unlabelled data")
