@@ -33,10 +33,14 @@ def optimize(
     resume: bool = False,
     early_stop: bool = True,
     max_trials: int | None = None,
+    unlabeled: str | None = None,
+    self_training_rounds: int = 1,
+    pseudo_label_share: float = 0.6,
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
-    `transferopt.load(out)` gives the best model back."""
+    With `unlabeled` (inputs of the task's kind without labels), the winner is then self-trained on them
+    within the same budget. `transferopt.load(out)` gives the best model back."""
     from .search import OptimizeSettings, parse_budget
     from .search import optimize as _optimize
 
@@ -52,6 +56,9 @@ def optimize(
         storage=storage,
         early_stop=early_stop,
         max_trials=max_trials,
+        unlabeled=None if unlabeled is None else str(unlabeled),
+        self_training_rounds=self_training_rounds,
+        pseudo_label_share=pseudo_label_share,
     )
     return _optimize(settings, resume=resume)
 

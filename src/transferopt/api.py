@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +231,16 @@ def fit(
     self_training = None
     if pool is not None:
         transfer, outcome, self_training = self_train(transfer, outcome, pool, cache, hooks)
+    result = assemble_result(transfer, outcome, strategy_obj, started, self_training)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def assemble_result(
+    transfer: Transfer, outcome: RunOutcome, strategy, started: float, self_training: dict[str, Any] | None = None
+) -> FitResult:
+    """The trained model with its metrics on val (and test, when the task has one), timing and provenance."""
     task, transfer_model, backbone = transfer.data, transfer.model, transfer.model.backbone
     eval_started = time.perf_counter()
     metrics: dict[str, Any] = {"val": split_metrics(transfer, task, "val", outcome.prefix, outcome.val_probs)}
@@ -248,7 +258,7 @@ def fit(
         group_params=group_parameter_counts(backbone),
         frozen_prefix=outcome.prefix,
         source_weights=transfer.weights,
-        strategy=strategy_obj.describe(),
+        strategy=strategy.describe(),
         head_fit=outcome.head_fit,
         temperature=outcome.temperature,
         best_epoch=outcome.history.best_epoch if outcome.history else None,
@@ -261,18 +271,15 @@ def fit(
     )
     if self_training is not None:
         metrics["self_training"] = self_training
-    result = FitResult(
+    return FitResult(
         model=transfer_model,
-        config=config,
+        config=transfer.config,
         classes=task.classes,
         metrics=metrics,
         history=outcome.history.epochs if outcome.history else [],
         data_summary=task.summary(),
         adapter=outcome.adapter,
     )
-    if out is not None:
-        result.save(out)
-    return result
 
 
 def train_once(
@@ -296,11 +303,17 @@ def unlabeled_pool(config: FitConfig, task: TaskData) -> Inputs | None:
 
 
 def self_train(
-    teacher: Transfer, outcome: RunOutcome, pool: Inputs, cache: FeatureCache, hooks: list[EpochHook] | None
+    teacher: Transfer,
+    outcome: RunOutcome,
+    pool: Inputs,
+    cache: FeatureCache,
+    hooks: list[EpochHook] | None,
+    round_fits: Callable[[float | None], bool] | None = None,
 ) -> tuple[Transfer, RunOutcome, dict[str, Any]]:
     """Rounds of pseudo-labelling the unlabelled pool with the best model so far and training a student on
     the labelled plus pseudo-labelled data; a student is kept only when its validation metric beats its
-    teacher's, and the rounds stop at the first one that is not."""
+    teacher's, and the rounds stop at the first one that is not. `round_fits(last round's seconds, None
+    before the first)` says whether another round fits in the time left (optimize's budget)."""
     config, task = teacher.config, teacher.data
     pool_split = Split(pool, np.zeros(len(pool), dtype=np.int64))
     best_score = validation_score(teacher, outcome)
@@ -310,7 +323,12 @@ def self_train(
         "teacher_val": best_score,
         "rounds": [],
     }
+    last_round_s: float | None = None
     for round_number in range(1, config.self_training_rounds + 1):
+        if round_fits is not None and not round_fits(last_round_s):
+            record["stopped"] = f"round {round_number} would not fit in the time left"
+            break
+        round_started = time.perf_counter()
         log.info("self-training round %d: pseudo-labelling %d unlabelled example(s)", round_number, len(pool))
         probs = teacher.probabilities(pool_split, outcome.prefix, "unlabelled")
         index, labels = confident_pseudo_labels(probs, config.pseudo_label_share)
@@ -326,6 +344,7 @@ def self_train(
         if not kept:
             break
         teacher, outcome, best_score = student, student_outcome, score
+        last_round_s = time.perf_counter() - round_started
     record["kept_rounds"] = sum(r["kept"] for r in record["rounds"])
     return teacher, outcome, record
 

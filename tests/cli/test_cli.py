@@ -330,3 +330,38 @@ def test_unlabelled_data_errors(tmp_path, colour_folder):
         "--pseudo-label-share must be in (0, 1]",
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_optimize_self_trains_its_winner_on_unlabelled_images(tmp_path, colour_folder):
+    pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=2)
+    out = tmp_path / "search"
+    result = invoke(
+        "optimize", "--data", colour_folder, "--candidates", "tiny-effnet", "--budget", "40s", "--max-trials", "1",
+        "--out", out, "--unlabeled", pool, "--self-training-rounds", "2", "--pseudo-label-share", "0.5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())
+    assert "self-training on 6 unlabelled example(s): labelled only: val accuracy 1.0000; round 1: 3" in printed
+    settings = json.loads((out / "optimize.json").read_text())["settings"]
+    assert (settings["unlabeled"], settings["self_training_rounds"], settings["pseudo_label_share"]) == (
+        str(pool),
+        2,
+        0.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--unlabeled", "nowhere"], "unlabelled data path does not exist"),
+        (["--unlabeled", "POOL", "--self-training-rounds", "0"], "--self-training-rounds must be >= 1"),
+        (["--unlabeled", "POOL", "--pseudo-label-share", "1.5"], "--pseudo-label-share must be in (0, 1]"),
+    ],
+)
+def test_optimize_unlabelled_data_errors(tmp_path, colour_folder, extra, fragment):
+    pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=1)
+    extra = [str(pool) if arg == "POOL" else str(tmp_path / arg) if arg == "nowhere" else arg for arg in extra]
+    out = tmp_path / "search"
+    args = ["optimize", "--data", colour_folder, "--candidates", "tiny-effnet", "--budget", "30s", "--out", out]
+    assert_user_error(invoke(*args, *extra), fragment)
+    assert not out.exists()  # nothing made for a search that could not start

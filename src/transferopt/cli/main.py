@@ -127,20 +127,12 @@ def print_fit_summary(result) -> None:
         f"time {timing['total_s']:.1f}s (features {timing['feature_cache_s']:.1f}s, train {timing['train_s']:.1f}s)"
     )
     if "self_training" in metrics:
+        from ..reporting.wording import describe_self_training
+
         console.print(describe_self_training(metrics["self_training"], result.config.metric))
     for note in result.data_summary.get("skipped", [])[:1]:
         console.print(f"skipped {len(result.data_summary['skipped'])} unreadable input(s), e.g. {note}")
     console.print(f"saved to {result.run_dir} (open report.html there for the full picture)")
-
-
-def describe_self_training(record: dict, metric: str) -> str:
-    rounds = "; ".join(
-        f"round {i}: {r['pseudo_labelled']:,} pseudo-labelled, val {metric} {r['val']:.4f} "
-        f"({'kept' if r['kept'] else 'not kept'})"
-        for i, r in enumerate(record["rounds"], start=1)
-    )
-    teacher = f"labelled only: val {metric} {record['teacher_val']:.4f}"
-    return f"self-training on {record['unlabeled']:,} unlabelled example(s): {teacher}; {rounds}"
 
 
 @app.command()
@@ -159,6 +151,13 @@ def optimize(
         True, "--early-stop/--no-early-stop", help="end before the budget once trials stop finding better plans"
     ),
     max_trials: int = typer.Option(None, "--max-trials", help="stop after this many trials (default: budget)"),
+    unlabeled: str = typer.Option(
+        None, "--unlabeled", help="unlabelled inputs (table, .txt, folder, .npz): self-train the winner on them"
+    ),
+    self_training_rounds: int = typer.Option(1, "--self-training-rounds", help="rounds of self-training at most"),
+    pseudo_label_share: float = typer.Option(
+        0.6, "--pseudo-label-share", help="share of the unlabelled pool pseudo-labelled each round (most confident)"
+    ),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from .. import optimize as run_optimize
@@ -175,6 +174,9 @@ def optimize(
         resume=resume,
         early_stop=early_stop,
         max_trials=max_trials,
+        unlabeled=unlabeled,
+        self_training_rounds=self_training_rounds,
+        pseudo_label_share=pseudo_label_share,
     )
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")

@@ -17,6 +17,7 @@ from typing import Any
 
 from .plots import pyplot, training_curve_figure
 from .rundir import read_json
+from .wording import describe_self_training
 
 REPORT_FILE = "report.html"
 # Above this many classes a confusion matrix becomes unreadable; the most confused pairs are listed instead.
@@ -128,6 +129,10 @@ def decision_section(run: dict[str, Any], split: str) -> str:
             )
         if summary.get("stopped_early"):
             lines.append(f"The search stopped early: {esc(summary['stopped_early'])}.")
+    # An optimize run's record also says when self-training did not run; a fit's is in its metrics.
+    if record := (summary or {}).get("self_training") or metrics.get("self_training"):
+        line = describe_self_training(record, metric)
+        lines.append(esc(line[0].upper() + line[1:]) + ".")
     return "<h2>Decision</h2><div class='decision'>" + "<br>".join(lines) + "</div>"
 
 
@@ -350,6 +355,9 @@ def optimize_command(settings: dict[str, Any]) -> str:
         args.append("--no-early-stop")
     if settings.get("max_trials"):
         args += ["--max-trials", str(settings["max_trials"])]
+    if settings.get("unlabeled"):
+        args += ["--unlabeled", settings["unlabeled"], "--self-training-rounds", str(settings["self_training_rounds"])]
+        args += ["--pseudo-label-share", f"{settings['pseudo_label_share']:g}"]
     args += ["--out", settings["out"]]
     return shlex.join(args)
 

@@ -28,6 +28,7 @@ from ..scoring import rank_candidates
 from ..strategies import STRATEGIES, ModelShape
 from .budget import Budget
 from .cost import seconds_to_first_check
+from .self_training import reserve_s, self_train_winner
 from .space import TrialPlan, suggest_plan
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ class OptimizeSettings:
     early_stop: bool = True
     #: Stop after this many trials, whatever budget is left (None: the budget decides).
     max_trials: int | None = None
+    #: Unlabelled inputs of the task's kind: the winner is self-trained on them within the budget.
+    unlabeled: str | None = None
+    self_training_rounds: int = 1
+    pseudo_label_share: float = 0.6
 
     def base_config(self) -> FitConfig:
         return FitConfig(data=self.data, model=self.candidates[0], shots=self.shots, seed=self.seed, metric=self.metric)
@@ -102,13 +107,30 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         raise ConfigError(f"--max-trials must be >= 1, got {settings.max_trials}")
     out = Path(settings.out)
     state_path = out / STATE_FILE
+    if resume and not state_path.is_file():
+        raise RunDirError(f"--resume: {out} holds no interrupted search ({STATE_FILE} missing)")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise RunDirError(f"--out {out} is not empty; use --resume to continue a search there, or another folder")
+    # The data and any unlabelled pool are read before the run directory is made: a mistake in them
+    # leaves nothing behind.
+    base = settings.base_config()
+    task = task_from_config(base)
+    if task.task == "transcription" and settings.metric not in LOWER_IS_BETTER:
+        settings.metric = "wer"  # the metric follows the task
+        base = base.replace(metric="wer")
+    student_settings = pool = None
+    if settings.unlabeled is not None:
+        from ..api import unlabeled_pool
+
+        student_settings = base.replace(
+            unlabeled=settings.unlabeled,
+            self_training_rounds=settings.self_training_rounds,
+            pseudo_label_share=settings.pseudo_label_share,
+        )
+        pool = unlabeled_pool(student_settings, task)
     if resume:
-        if not state_path.is_file():
-            raise RunDirError(f"--resume: {out} holds no interrupted search ({STATE_FILE} missing)")
         state = read_json(state_path)
     else:
-        if out.exists() and any(out.iterdir()):
-            raise RunDirError(f"--out {out} is not empty; use --resume to continue a search there, or another folder")
         out.mkdir(parents=True, exist_ok=True)
         state = {
             "settings": settings_to_json(settings),
@@ -120,16 +142,14 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             "stopped": None,
         }
         write_json(state_path, state)
+    if task.task == "transcription":
+        state["settings"]["metric"] = settings.metric  # the metric follows the task
+    if pool is not None:
+        state["unlabeled"] = {"size": len(pool), "share": settings.pseudo_label_share}
     budget = Budget(settings.budget_s, spent_before_s=float(state["spent_s"]))
     if budget.remaining_s <= RESERVE_S:
         raise ConfigError(f"the budget of {settings.budget_s:.0f}s is already spent ({budget.spent_s:.0f}s)")
 
-    base = settings.base_config()
-    task = task_from_config(base)
-    if task.task == "transcription" and settings.metric not in LOWER_IS_BETTER:
-        settings.metric = "wer"  # the metric follows the task
-        base = base.replace(metric="wer")
-        state["settings"]["metric"] = "wer"
     cache = FeatureCache()
 
     def save_state() -> None:
@@ -168,7 +188,9 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     # so every search ends with a model, however small the budget.
     repeats = skips = 0
     priced = {c["model"]: c for c in ranking}
-    while not completed(study) or budget.remaining_s > RESERVE_S + expected_seconds(study):
+    while not completed(study) or budget.remaining_s > held_back_s(state) + expected_seconds(study):
+        if "self_training" in state:  # resumed after the search had ended and self-training had run
+            break
         if settings.max_trials is not None and completed(study) and finished_trials(study) >= settings.max_trials:
             state["stopped"] = f"reached the limit of {settings.max_trials} trials"
             break
@@ -216,8 +238,15 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             state["stopped"] = (
                 f"another trial (about {expected_seconds(study):.0f}s, the median so far) would not fit in the "
                 f"{budget.remaining_s:.0f}s left"
+                + (f" ({held_back_s(state) - RESERVE_S:.0f}s held back for self-training)" if pool is not None else "")
             )
     save_state()
+    if pool is not None and state.get("best") and "self_training" not in state:
+        teacher_s = state["best"].get("seconds") or expected_seconds(study)
+        state["self_training"] = self_train_winner(
+            out, MODEL_DIR, task, pool, student_settings, teacher_s, budget, RESERVE_S, cache
+        )
+        save_state()
     score_winner_on_test(task, state, out, cache)
     from .summary import write_summary
 
@@ -457,7 +486,7 @@ def would_not_fit(plan: TrialPlan, candidate: dict, task: TaskData, state: dict,
     """Why a plan cannot reach its first validation check before the budget ends, if it cannot."""
     cached = (state.get("cached_prefixes") or {}).get(plan.model, [])
     cost = seconds_to_first_check(plan, candidate, len(task.train), len(task.val), checks_per_epoch(task), cached)
-    if cost is None or budget.remaining_s >= RESERVE_S + cost:
+    if cost is None or budget.remaining_s >= held_back_s(state) + cost:
         return None
     return f"needs about {cost:.0f}s to its first validation check, {budget.remaining_s:.0f}s left"
 
@@ -523,7 +552,7 @@ def run_trial(
         # not only once the budget is spent: one epoch of a full fine-tune can be a tenth of a budget.
         now = budget.spent_s
         took, last_check["at"] = now - last_check["at"], now
-        if budget.total_s - now < RESERVE_S + took:
+        if budget.total_s - now < held_back_s(state) + took:
             raise StopTraining
 
     started = time.perf_counter()
@@ -549,11 +578,23 @@ def run_trial(
     best = state.get("best")
     if not pruned["flag"] and (best is None or value > best["value"]):
         result.save(out / MODEL_DIR)
+        seconds = time.perf_counter() - started
         state["best"] = {
             "value": value,
             "trial": trial.number,
             "model": plan.model,
             "strategy": plan.strategy,
             "spent_s": budget.spent_s,
+            "seconds": seconds,
         }
+        if unlabeled := state.get("unlabeled"):  # the new best's student costs more or less than the last's
+            n_train = len(task.train)
+            state["self_training_reserve_s"] = reserve_s(
+                seconds, n_train, unlabeled["size"], unlabeled["share"], budget.total_s
+            )
     return value, pruned["flag"]
+
+
+def held_back_s(state: dict) -> float:
+    """Time the search leaves unspent: for writing its files, and for self-training its winner."""
+    return RESERVE_S + state.get("self_training_reserve_s", 0.0)

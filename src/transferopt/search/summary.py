@@ -7,6 +7,7 @@ from typing import Any
 
 from ..engine.metrics import signed
 from ..reporting.rundir import write_json
+from ..reporting.wording import describe_self_training
 from .budget import Budget
 
 
@@ -67,6 +68,7 @@ def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> di
         "best_full_fine_tune": best_of(rows, "full"),
         "leaderboard": rows,
         "skipped": state.get("skipped", []),
+        "self_training": state.get("self_training"),
         "model_dir": "model",
     }
     write_json(out / "summary.json", summary)
@@ -92,6 +94,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 lines.append(f"- versus the {label} ({other['model']}): {other[f'val_{metric}']:.4f}")
             else:
                 lines.append(f"- no {label} was run within the budget")
+        if summary.get("self_training"):
+            lines.append("- " + describe_self_training(summary["self_training"], metric))
         if winner.get("test"):
             lines.append("- winner on the test split: " + ", ".join(f"{k} {v:.4f}" for k, v in winner["test"].items()))
         lines.append("")

@@ -1,0 +1,123 @@
+"""Self-training the search's winner on unlabelled data, inside the search's budget.
+
+A student trains from the source weights on the labelled plus pseudo-labelled examples, so its cost is
+known only once the winner is: the search holds back time for it as the best trial changes, and the pool
+is cut to what the time left allows when it is too large.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import FitConfig
+from ..data import TaskData
+from ..data.types import Inputs
+from ..engine import FeatureCache, StopTraining, Transfer
+from ..engine.run import RunOutcome
+from ..strategies import make_strategy
+from .budget import Budget
+
+log = logging.getLogger(__name__)
+
+#: At most this share of the budget is held back for self-training; the search keeps the rest.
+MAX_BUDGET_SHARE = 0.5
+#: A pool cut below this share of the labelled training set adds too few pseudo-labels to be worth a round.
+MIN_POOL_SHARE = 0.25
+
+
+def student_seconds(teacher_s: float, n_train: int, n_pool: int, share: float) -> float:
+    """A round's cost, scaled from the teacher's trial: the student sees the labelled plus the
+    pseudo-labelled examples (share x pool) where the teacher saw the labelled ones, and pseudo-labelling
+    passes the whole pool through the model once, which costs no more than training on it (conservative
+    for a fine-tune, about right for a probe, whose training is that one pass)."""
+    return teacher_s * (n_train + (1.0 + share) * n_pool) / n_train
+
+
+def reserve_s(teacher_s: float, n_train: int, n_pool: int, share: float, budget_s: float) -> float:
+    """Time the search holds back for one round of self-training the current best plan."""
+    return min(student_seconds(teacher_s, n_train, n_pool, share), MAX_BUDGET_SHARE * budget_s)
+
+
+def pool_that_fits(pool: Inputs, time_left_s: float, teacher_s: float, n_train: int, share: float, seed: int):
+    """The pool, or a seeded random part of it small enough for one round to end within `time_left_s`;
+    None when even the smallest useful part does not fit."""
+    fits = int((time_left_s / max(teacher_s, 1e-9) - 1.0) * n_train / (1.0 + share))
+    if fits >= len(pool):
+        return pool
+    if fits < max(1, MIN_POOL_SHARE * n_train):
+        return None
+    index = np.sort(np.random.default_rng(seed).choice(len(pool), size=fits, replace=False))
+    return pool.subset(index)
+
+
+def stop_before_budget_ends(budget: Budget, reserve: float):
+    """A training hook that ends a student's training when its next stretch (as long as the last one)
+    would end past the budget; the student is then judged on validation like any other."""
+    last_check = {"at": budget.spent_s}
+
+    def hook(record: dict) -> None:
+        now = budget.spent_s
+        took, last_check["at"] = now - last_check["at"], now
+        if budget.total_s - now < reserve + took:
+            raise StopTraining
+
+    return hook
+
+
+def self_train_winner(
+    out: Path,
+    model_dir: str,
+    task: TaskData,
+    pool: Inputs,
+    student_settings: FitConfig,
+    teacher_s: float,
+    budget: Budget,
+    reserve: float,
+    cache: FeatureCache,
+) -> dict[str, Any]:
+    """Self-train the saved winner (`out/model_dir`) with the pool and the rounds of `student_settings`;
+    a kept student replaces the saved model. Returns the self-training record (kept rounds, or why none
+    ran)."""
+    from ..api import assemble_result, load, self_train
+
+    started = time.perf_counter()
+    n_train, share = len(task.train), student_settings.pseudo_label_share
+    record: dict[str, Any] = {"unlabeled_given": len(pool)}
+    usable = pool_that_fits(pool, budget.remaining_s - reserve, teacher_s, n_train, share, student_settings.seed)
+    if usable is None:
+        record["skipped"] = (
+            f"one round needs about {student_seconds(teacher_s, n_train, len(pool), share):.0f}s with the whole "
+            f"pool; {budget.remaining_s:.0f}s were left, too few for a useful part of it"
+        )
+        return record
+    winner = load(out / model_dir)
+    config = winner.config.replace(
+        unlabeled=student_settings.unlabeled,
+        self_training_rounds=student_settings.self_training_rounds,
+        pseudo_label_share=share,
+    )
+    # The winner alone is scored on the test split, afterwards (as after any search).
+    search_task = dataclasses.replace(task, test=None)
+    teacher = Transfer(winner.model, search_task, config, cache, winner.metrics.get("source_weights"))
+    winner.model.to(teacher.device)
+    outcome = RunOutcome(prefix=winner.metrics["frozen_prefix"], history=None, head_fit=None, timing={})
+
+    def round_fits(last_round_s: float | None) -> bool:
+        expected = last_round_s or student_seconds(teacher_s, n_train, len(usable), share)
+        return budget.remaining_s - reserve >= expected
+
+    hooks = [stop_before_budget_ends(budget, reserve)]
+    student, student_outcome, rounds = self_train(teacher, outcome, usable, cache, hooks, round_fits)
+    record.update(rounds)
+    if rounds["kept_rounds"]:
+        strategy = make_strategy(config.strategy, config.strategy_options)
+        assemble_result(student, student_outcome, strategy, started, rounds).save(out / model_dir)
+    record["seconds"] = time.perf_counter() - started
+    log.info("self-training: %d of %d round(s) kept", rounds["kept_rounds"], len(rounds["rounds"]))
+    return record
