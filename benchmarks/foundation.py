@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pools import write_unlabeled_rest
 
 import transferopt
 from transferopt.engine import FeatureCache
@@ -122,7 +123,9 @@ def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[st
     settings = {**task.settings, **run.settings}
     with tempfile.TemporaryDirectory() as pool_dir:
         if settings.get("unlabeled") == REST_OF_TRAIN:
-            settings["unlabeled"] = write_unlabeled_rest(task, settings, Path(pool_dir) / "unlabelled.csv")
+            settings["unlabeled"] = write_unlabeled_rest(
+                task.name, task.data, settings.get("shots"), settings.get("seed", 0), Path(pool_dir) / "unlabelled.csv"
+            )
         started = time.perf_counter()
         result = transferopt.fit(
             task.data, task.model, run.strategy, strategy_options=run.options, cache=cache, **settings
@@ -155,22 +158,6 @@ def run_one(task: Task, run: Run, cache: FeatureCache, out_dir: Path) -> dict[st
         flush=True,
     )
     return record
-
-
-def write_unlabeled_rest(task: Task, settings: dict[str, Any], path: Path) -> str:
-    """The training texts that are neither among the sampled shots nor in the validation set, as a one-column
-    table: what a user with many unlabelled messages would pass to `--unlabeled`."""
-    import pandas as pd
-
-    from transferopt.data import load_task_data
-
-    sampled = load_task_data(task.data, shots=settings.get("shots"), seed=settings.get("seed", 0))
-    everything = load_task_data(task.data, seed=settings.get("seed", 0))
-    taken = set(sampled.train.inputs.texts) | set(sampled.val.inputs.texts)
-    texts = [t for t in everything.train.inputs.texts + everything.val.inputs.texts if t not in taken]
-    pd.DataFrame({"text": texts}).to_csv(path, index=False)
-    print(f"{task.name}: {len(texts)} unlabelled training texts (not shots, not validation)", flush=True)
-    return str(path)
 
 
 def record_path(out_dir: Path, run: Run) -> Path:
