@@ -61,6 +61,18 @@ def test_the_winner_is_self_trained_and_a_better_student_replaces_it(tmp_path, c
     assert "--unlabeled" in report and "Self-training on 15 unlabelled example(s)" in report
 
 
+def test_a_pool_cut_to_the_time_left_still_gets_its_round(tmp_path, colour_folder, monkeypatch):
+    pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=10, seed=3)  # 30 images
+    # 3 s a pool image: after a search of 5-15 s, a random 12-15 of the 30 fit in what is left of 60 s.
+    monkeypatch.setattr(search_self_training, "student_seconds", lambda teacher_s, n_train, size, share: 3.0 * size)
+    out = tmp_path / "search"
+    summary = transferopt.optimize(str(colour_folder), "tiny-effnet", out=out, budget=60, max_trials=1, unlabeled=pool)
+    record = summary["self_training"]
+    assert record["unlabeled_given"] == 30 and 6 <= record["unlabeled"] < 30
+    assert len(record["rounds"]) == 1 and "stopped" not in record  # the cut pool's round did start
+    assert f"a random {record['unlabeled']} of 30 unlabelled examples" in (out / "summary.md").read_text()
+
+
 def test_a_student_that_does_not_beat_the_winner_leaves_the_winner_saved(tmp_path, colour_folder, colour_pool):
     out = tmp_path / "search"
     settings = OptimizeSettings(
@@ -90,8 +102,9 @@ def test_the_search_holds_back_time_for_the_students_it_would_train(tmp_path, co
     state = json.loads((out / "optimize.json").read_text())
     assert state["self_training_reserve_s"] == budget / 2
     assert sum(r["seconds"] for r in summary["leaderboard"]) <= budget / 2 + 1  # trials kept to their half
-    # The round's estimate (the stub's 1e6 s) does not fit in what is left: self-training says so.
-    assert summary["self_training"]["stopped"] == "round 1 would not fit in the time left"
+    # Not even a useful part of the pool fits the stub's 1e6 s a round: self-training says so.
+    assert summary["self_training"]["skipped"].startswith("one round needs about 1000000s with the whole pool")
+    assert "self-training on 15 unlabelled example(s) did not run" in (out / "summary.md").read_text()
     assert summary["spent_s"] <= budget * 1.1
 
 
@@ -100,3 +113,16 @@ def test_a_bad_unlabelled_path_fails_before_the_run_directory_is_made(tmp_path, 
     with pytest.raises(DataError, match="unlabelled data path does not exist"):
         transferopt.optimize(str(colour_folder), "tiny-effnet", out=out, budget=30, unlabeled=tmp_path / "nowhere")
     assert not out.exists()
+
+
+def test_a_round_priced_past_the_time_left_does_not_start(tmp_path, colour_folder, colour_pool, monkeypatch):
+    monkeypatch.setattr(search_self_training, "student_seconds", lambda *args: 1e6)
+    monkeypatch.setattr(search_self_training, "pool_that_fits", lambda pool, *args: pool)  # the pool as it is
+    out = tmp_path / "search"
+    summary = transferopt.optimize(
+        str(colour_folder), "tiny-effnet", out=out, budget=30, max_trials=1, unlabeled=colour_pool
+    )
+    record = summary["self_training"]
+    assert record["rounds"] == [] and record["kept_rounds"] == 0
+    assert record["stopped"] == "round 1 would not fit in the time left"
+    assert "self_training" not in transferopt.load(out).metrics  # the winner, as the search saved it

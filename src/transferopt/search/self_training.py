@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 MAX_BUDGET_SHARE = 0.5
 #: A pool cut below this share of the labelled training set adds too few pseudo-labels to be worth a round.
 MIN_POOL_SHARE = 0.25
+#: The pool is cut to fit this share of the time left: loading the winner and scoring it on validation
+#: come first (without the margin, a pool cut to fit exactly no longer fits by the time round 1 starts).
+POOL_TIME_MARGIN = 0.9
 
 
 def student_seconds(teacher_s: float, n_train: int, n_pool: int, share: float) -> float:
@@ -45,14 +48,21 @@ def reserve_s(teacher_s: float, n_train: int, n_pool: int, share: float, budget_
 
 
 def pool_that_fits(pool: Inputs, time_left_s: float, teacher_s: float, n_train: int, share: float, seed: int):
-    """The pool, or a seeded random part of it small enough for one round to end within `time_left_s`;
-    None when even the smallest useful part does not fit."""
-    fits = int((time_left_s / max(teacher_s, 1e-9) - 1.0) * n_train / (1.0 + share))
-    if fits >= len(pool):
+    """The pool, or a seeded random part of it small enough for one round (as `student_seconds` prices it)
+    to end within `time_left_s`; None when even the smallest useful part does not fit."""
+
+    def fits(size: int) -> bool:
+        return student_seconds(teacher_s, n_train, size, share) <= time_left_s
+
+    if fits(len(pool)):
         return pool
-    if fits < max(1, MIN_POOL_SHARE * n_train):
+    small, large = 0, len(pool)  # the largest size that fits lies in [small, large)
+    while large - small > 1:
+        middle = (small + large) // 2
+        small, large = (middle, large) if fits(middle) else (small, middle)
+    if small < max(1, MIN_POOL_SHARE * n_train) or not fits(small):
         return None
-    index = np.sort(np.random.default_rng(seed).choice(len(pool), size=fits, replace=False))
+    index = np.sort(np.random.default_rng(seed).choice(len(pool), size=small, replace=False))
     return pool.subset(index)
 
 
@@ -89,7 +99,8 @@ def self_train_winner(
     started = time.perf_counter()
     n_train, share = len(task.train), student_settings.pseudo_label_share
     record: dict[str, Any] = {"unlabeled_given": len(pool)}
-    usable = pool_that_fits(pool, budget.remaining_s - reserve, teacher_s, n_train, share, student_settings.seed)
+    time_left = POOL_TIME_MARGIN * (budget.remaining_s - reserve)
+    usable = pool_that_fits(pool, time_left, teacher_s, n_train, share, student_settings.seed)
     if usable is None:
         record["skipped"] = (
             f"one round needs about {student_seconds(teacher_s, n_train, len(pool), share):.0f}s with the whole "
