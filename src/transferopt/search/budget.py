@@ -40,3 +40,20 @@ class Budget:
     @property
     def remaining_s(self) -> float:
         return self.total_s - self.spent_s
+
+
+def stop_before_budget_ends(budget: Budget, reserve_s: float):
+    """A training hook that stops training when its next stretch (as long as the last one) would end
+    within `reserve_s` of the budget's end, not only once the budget is spent: one epoch of a full
+    fine-tune can be a tenth of a budget. What has trained so far is then judged on validation."""
+    from ..engine import StopTraining  # torch: only once training is under way (budgets parse without it)
+
+    last_check = {"at": budget.spent_s}
+
+    def hook(record: dict) -> None:
+        now = budget.spent_s
+        took, last_check["at"] = now - last_check["at"], now
+        if budget.total_s - now < reserve_s + took:
+            raise StopTraining
+
+    return hook

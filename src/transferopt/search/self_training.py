@@ -18,10 +18,10 @@ import numpy as np
 from ..config import FitConfig
 from ..data import TaskData
 from ..data.types import Inputs
-from ..engine import FeatureCache, StopTraining, Transfer
+from ..engine import FeatureCache, Transfer
 from ..engine.run import RunOutcome
 from ..strategies import make_strategy
-from .budget import Budget
+from .budget import Budget, stop_before_budget_ends
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,6 @@ def pool_that_fits(pool: Inputs, time_left_s: float, teacher_s: float, n_train: 
         return None
     index = np.sort(np.random.default_rng(seed).choice(len(pool), size=small, replace=False))
     return pool.subset(index)
-
-
-def stop_before_budget_ends(budget: Budget, reserve: float):
-    """A training hook that ends a student's training when its next stretch (as long as the last one)
-    would end past the budget; the student is then judged on validation like any other."""
-    last_check = {"at": budget.spent_s}
-
-    def hook(record: dict) -> None:
-        now = budget.spent_s
-        took, last_check["at"] = now - last_check["at"], now
-        if budget.total_s - now < reserve + took:
-            raise StopTraining
-
-    return hook
 
 
 def self_train_winner(

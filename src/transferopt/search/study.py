@@ -26,7 +26,7 @@ from ..errors import ConfigError, RunDirError
 from ..reporting.rundir import read_json, write_json
 from ..scoring import rank_candidates
 from ..strategies import STRATEGIES, ModelShape
-from .budget import Budget
+from .budget import Budget, stop_before_budget_ends
 from .cost import seconds_to_first_check
 from .self_training import reserve_s, self_train_winner
 from .space import TrialPlan, suggest_plan
@@ -540,7 +540,7 @@ def run_trial(
     lr = strategy_cls(**plan.options).default_lr(task.modality) * lr_scale
     config = config.replace(lr=lr if strategy_cls.trains else None, checks_per_epoch=checks_per_epoch(task))
     pruned = {"flag": False}
-    last_check = {"at": budget.spent_s}
+    within_budget = stop_before_budget_ends(budget, held_back_s(state))
 
     def report(record: dict) -> None:
         trial.report(signed(base.metric, record[f"val_{base.metric}"]), round(record["epoch"] * STEPS_PER_EPOCH))
@@ -548,12 +548,7 @@ def run_trial(
         if trial.should_prune():
             pruned["flag"] = True
             raise StopTraining
-        # Stop when the next stretch of training (as long as the last one) would end past the budget,
-        # not only once the budget is spent: one epoch of a full fine-tune can be a tenth of a budget.
-        now = budget.spent_s
-        took, last_check["at"] = now - last_check["at"], now
-        if budget.total_s - now < held_back_s(state) + took:
-            raise StopTraining
+        within_budget(record)
 
     started = time.perf_counter()
     try:
