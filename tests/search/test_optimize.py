@@ -65,6 +65,7 @@ def test_search_within_budget_saves_a_loadable_winner(tmp_path, colour_folder):
     # Each model's frozen prefixes whose states a trial cached: later trials are priced without them.
     cached = json.loads((out / "optimize.json").read_text())["cached_prefixes"]
     assert {r["model"] for r in rows if not r["augment"]} <= set(cached)
+    assert sorted(summary["searched"]) == ["tiny-effnet", "tiny-resnet"]  # both kept (keep_candidates=2)
 
 
 def test_out_must_be_empty_unless_resuming(tmp_path, colour_folder):
@@ -249,7 +250,7 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     from transferopt.search.study import opening_trials
 
     ranking = [{"model": "m", "best_depth": "g3", "depth_profile": [{"group": f"g{i}"} for i in range(4)]}]
-    openings = opening_trials(ranking, ["m"], max_epochs=5, modality="image")
+    openings = opening_trials(ranking, ["m"], max_epochs=5, modality="text")
     order = [(o["strategy"], o.get("lp-ft.then")) for o in openings]
     assert order == [("linear-probe", None), ("lp-ft", "partial"), ("lp-ft", "full"), ("partial", None)]
     assert openings[1]["lp-ft.partial.k"] == openings[3]["partial.k"] == 1  # down to the best depth
@@ -258,6 +259,42 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     # from it, and its long schedule must fit the budget), at 4x the rate (a fresh head, climbing through noise)
     audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
     assert audio == [openings[0], {**openings[3], "augment": True, "lr_scale": 4.0}, *openings[1:]]
+    # images: LoRA down to the same depth after the first LP-FT (the image sweeps' best trained strategy),
+    # or down to the shallowest depth holding layers it adapts
+    image = opening_trials(ranking, ["m"], max_epochs=5, modality="image", shapes={"m": {"lora_min_k": 2}})
+    assert image[:2] + image[3:] == openings
+    plain = {key: value for key, value in openings[3].items() if key != "partial.k"}
+    assert image[2] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 2}
+    deep = opening_trials([{**ranking[0], "best_depth": "g0"}], ["m"], max_epochs=5, modality="image")
+    assert deep[2]["lora.last_k"] == 4 == deep[1]["lp-ft.partial.k"]
+
+
+def test_the_summary_names_the_candidates_left_out_of_the_search():
+    from transferopt.search.summary import render_markdown
+
+    scores = {"logme": 0.1, "leep": -0.3, "knn_loo": 0.9, "linear_cv": 0.9}
+    ranking = [{"model": m, "scores": scores, "best_depth": "g1"} for m in ("a", "b", "c")]
+    summary = {"data": "d", "metric": "accuracy", "winner": None, "spent_s": 1.0, "budget_s": 2.0}
+    summary |= {"ranking": ranking, "searched": ["a", "b"], "leaderboard": []}
+    assert "Searched: a, b. Left out: c (ranked below by LogME" in render_markdown(summary)
+    assert "Left out" not in render_markdown({**summary, "searched": ["a", "b", "c"]})
+
+
+def test_candidates_within_the_probes_noise_are_kept():
+    """LogME has no error bar; a candidate it ranks low whose probe accuracy is within one standard error
+    of the best kept one's stays in the search."""
+    from transferopt.search.study import candidates_to_keep
+
+    def ranked(*probes):
+        return [{"model": f"m{i}", "scores": {"logme": -i, "linear_cv": p}} for i, p in enumerate(probes)]
+
+    # 400 examples at 0.95: one standard error is 0.011
+    assert candidates_to_keep(ranked(0.94, 0.95, 0.945, 0.93), keep=2, examples=400) == ["m0", "m1", "m2"]
+    assert candidates_to_keep(ranked(0.94, 0.95, 0.96, 0.93), keep=2, examples=400) == ["m0", "m1", "m2"]
+    assert candidates_to_keep(ranked(0.94, 0.95, 0.945), keep=2, examples=40_000) == ["m0", "m1"]
+    assert candidates_to_keep(ranked(0.94, 0.95, 0.945), keep=1, examples=400) == ["m0", "m1", "m2"]
+    # no probe score (transcription rankings carry none): the LogME order alone
+    assert candidates_to_keep([{"model": "a", "scores": {}}, {"model": "b", "scores": {}}], 1, 400) == ["a"]
 
 
 @pytest.mark.parametrize(("augment", "schedule"), [(False, (4, 3)), (True, (10, 8))])

@@ -63,6 +63,7 @@ def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> di
         "spent_s": budget.spent_s,
         "stopped_early": state.get("stopped"),
         "ranking": state["ranking"],
+        "searched": state.get("searched"),
         "winner": winner,
         "best_linear_probe": best_of(rows, "linear-probe"),
         "best_full_fine_tune": best_of(rows, "full"),
@@ -119,6 +120,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"| {c['model']} | {s['logme']:.4f} | {leep:.4f} | {s['knn_loo']:.4f} | {s['linear_cv']:.4f} | "
             f"{c['best_depth'] or '—'} |"
         )
+    left_out = [c["model"] for c in summary["ranking"] if c["model"] not in (summary.get("searched") or [])]
+    if summary.get("searched") and left_out:
+        lines += [
+            "",
+            f"Searched: {', '.join(summary['searched'])}. Left out: {', '.join(left_out)} (ranked below by LogME, "
+            "and a cross-validated probe accuracy more than one standard error under the best searched one's).",
+        ]
     lines += [
         "",
         "## Leaderboard",
