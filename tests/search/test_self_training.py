@@ -22,6 +22,11 @@ def test_a_students_cost_scales_with_the_data_it_sees():
     assert student_seconds(10.0, 100, 200, 0.25) == pytest.approx(10.0 * (100 + 1.25 * 200) / 100)
     assert reserve_s(10.0, 100, 200, 0.25, budget_s=1000) == pytest.approx(35.0)
     assert reserve_s(10.0, 100, 200, 0.25, budget_s=40) == 20.0  # never more than half the budget
+    # with the inference pass measured (0.01 s an example), labelling the pool costs that pass
+    assert student_seconds(10.0, 100, 200, 0.25, label_s=0.01) == pytest.approx(10.0 * 1.5 + 200 * 0.01)
+    assert reserve_s(10.0, 100, 200, 0.25, budget_s=1000, label_s=0.01) == pytest.approx(17.0)
+    part = pool_that_fits(TextInputs([str(i) for i in range(1000)]), 17.0, 10.0, 100, 0.25, seed=0, label_s=0.01)
+    assert len(part) == 200
 
 
 def test_a_pool_too_large_for_the_time_left_is_cut_at_random_and_reproducibly():
@@ -64,7 +69,9 @@ def test_the_winner_is_self_trained_and_a_better_student_replaces_it(tmp_path, c
 def test_a_pool_cut_to_the_time_left_still_gets_its_round(tmp_path, colour_folder, monkeypatch):
     pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=10, seed=3)  # 30 images
     # 3 s a pool image: after a search of 5-15 s, a random 12-15 of the 30 fit in what is left of 60 s.
-    monkeypatch.setattr(search_self_training, "student_seconds", lambda teacher_s, n_train, size, share: 3.0 * size)
+    monkeypatch.setattr(
+        search_self_training, "student_seconds", lambda teacher_s, n_train, size, share, label_s: 3.0 * size
+    )
     out = tmp_path / "search"
     summary = transferopt.optimize(str(colour_folder), "tiny-effnet", out=out, budget=60, max_trials=1, unlabeled=pool)
     record = summary["self_training"]

@@ -251,8 +251,9 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     save_state()
     if pool is not None and state.get("best") and "self_training" not in state:
         teacher_s = state["best"].get("seconds") or expected_seconds(study)
+        label_s = labelling_seconds(state, state["best"]["model"])
         state["self_training"] = self_train_winner(
-            out, MODEL_DIR, task, pool, student_settings, teacher_s, budget, RESERVE_S, cache
+            out, MODEL_DIR, task, pool, student_settings, teacher_s, budget, RESERVE_S, cache, label_s
         )
         save_state()
     score_winner_on_test(task, state, out, cache)
@@ -619,11 +620,17 @@ def run_trial(
             "seconds": seconds,
         }
         if unlabeled := state.get("unlabeled"):  # the new best's student costs more or less than the last's
-            n_train = len(task.train)
+            n_train, label_s = len(task.train), labelling_seconds(state, plan.model)
             state["self_training_reserve_s"] = reserve_s(
-                seconds, n_train, unlabeled["size"], unlabeled["share"], budget.total_s
+                seconds, n_train, unlabeled["size"], unlabeled["share"], budget.total_s, label_s
             )
     return value, pruned["flag"]
+
+
+def labelling_seconds(state: dict, model: str) -> float | None:
+    """Seconds an example of `model`'s whole inference pass, as its ranking measured it (None unmeasured)."""
+    candidate = next((c for c in state.get("ranking") or [] if c["model"] == model), None)
+    return candidate["pass_seconds"][-1] if candidate and candidate.get("pass_seconds") else None
 
 
 def held_back_s(state: dict) -> float:
