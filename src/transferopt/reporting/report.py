@@ -193,16 +193,22 @@ def ranking_section(summary: dict[str, Any]) -> str:
     if not ranking:
         return ""
     keys = sorted({k for c in ranking for k in c["scores"]})
+    searched = summary.get("searched")  # absent in runs made before the search recorded it
     rows = [
-        [esc(c["model"])] + [fmt(c["scores"].get(k)) for k in keys] + [esc(c.get("best_depth") or "—")] for c in ranking
+        [esc(c["model"])]
+        + [fmt(c["scores"].get(k)) for k in keys]
+        + [esc(c.get("best_depth") or "—")]
+        + ([] if searched is None else ["yes" if c["model"] in searched else "no"])
+        for c in ranking
     ]
     profiles = [c for c in ranking if c.get("depth_profile")]
     figure = depth_profile_svg(profiles) if profiles else ""
     return (
         "<h2>Candidate ranking</h2><p class='muted'>Transferability scores from one forward pass per candidate "
         "(ordered by LogME); the depth profile is a cross-validated linear probe on each layer group's "
-        "features: the deeper the best group sits below the top, the deeper tuning must reach.</p>"
-        + table(["model", *keys, "best depth"], rows, left=1)
+        "features: the deeper the best group sits below the top, the deeper tuning must reach. The search "
+        "tries the best two by LogME and any other whose linear_cv is within one standard error of theirs.</p>"
+        + table(["model", *keys, "best depth", *([] if searched is None else ["searched"])], rows, left=1)
         + figure
     )
 
