@@ -312,7 +312,16 @@ def write_table(task_map: dict[str, Task]) -> Path:
         "LP-FT and BitFit runs (2026-12-01) shared the machine with low-priority work (one thread, nice 19: a",
         "text fine-tune, then the test suite), which lengthened them, in the optimizer's favour; so did its",
         "lite1 norm run (2026-12-02) for about 10 of its 29 minutes (a few test files, one thread, nice 19),",
-        "and its lite1 full run for its first 27 minutes (the test suite from a fresh clone, nice 19).",
+        "and its lite1 full run for its first 27 minutes (the test suite from a fresh clone, nice 19), and",
+        "its lite2 LP-FT run for its first 18 minutes (the test suite, nice 19). The optimizer rows of",
+        "hymenoptera and pneumoniamnist were measured again on 2026-12-02 (each alone) after two changes:",
+        "candidates within the probe's noise of the kept ones are kept, and image searches open with LoRA. The",
+        "machine was about 2.4 times slower per image that day than on 2026-12-01, in the same code path (the",
+        "ranking's timed inference pass: lite0 16.1 ms an image at 128 px on pneumoniamnist, against 6.6 ms",
+        "in the record replaced): ranking the three candidates took 316 s of the 15 minutes (110 s before) and",
+        "the one LP-FT trial the rest of the budget (555 s, against 349 s before), so the pneumoniamnist search",
+        "ended before its LoRA opening; that trial scored test AUC 0.9433 (0.9652 before). The sweep runs were",
+        "measured on faster days, which favours the sweep's time.",
         "",
     ]
     acceptance = []
