@@ -278,6 +278,8 @@ def test_the_summary_names_the_candidates_left_out_of_the_search():
     summary |= {"ranking": ranking, "searched": ["a", "b"], "leaderboard": []}
     assert "Searched: a, b. Left out: c (ranked below by LogME" in render_markdown(summary)
     assert "Left out" not in render_markdown({**summary, "searched": ["a", "b", "c"]})
+    unscored = [{**c, "scores": {}} for c in ranking]  # transcription: the order given
+    assert "Left out: c (after the first ones given" in render_markdown({**summary, "ranking": unscored})
 
 
 def test_candidates_within_the_probes_noise_are_kept():

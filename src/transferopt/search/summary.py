@@ -120,13 +120,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"| {c['model']} | {s['logme']:.4f} | {leep:.4f} | {s['knn_loo']:.4f} | {s['linear_cv']:.4f} | "
             f"{c['best_depth'] or '—'} |"
         )
-    left_out = [c["model"] for c in summary["ranking"] if c["model"] not in (summary.get("searched") or [])]
+    left_out = [c for c in summary["ranking"] if c["model"] not in (summary.get("searched") or [])]
     if summary.get("searched") and left_out:
-        lines += [
-            "",
-            f"Searched: {', '.join(summary['searched'])}. Left out: {', '.join(left_out)} (ranked below by LogME, "
-            "and a cross-validated probe accuracy more than one standard error under the best searched one's).",
-        ]
+        # Transcription rankings carry no scores: the candidates keep the order they were given in.
+        why = (
+            "ranked below by LogME, and a cross-validated probe accuracy more than one standard error under "
+            "the best searched one's"
+            if left_out[0]["scores"]
+            else "after the first ones given: speech recognition has no transferability score"
+        )
+        names = ", ".join(c["model"] for c in left_out)
+        lines += ["", f"Searched: {', '.join(summary['searched'])}. Left out: {names} ({why})."]
     lines += [
         "",
         "## Leaderboard",
