@@ -48,7 +48,10 @@ class FitConfig:
     augment: bool = field(
         default=False, metadata={"help": "random crops/flips; audio: speed and SpecAugment (disables the cache)"}
     )
-    image_size: int | None = field(default=None, metadata={"help": "input side in px (default: auto)"})
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "input side in px (default: the model's, or twice the images' side when much smaller)"},
+    )
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})
     class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})
     metric: str = field(

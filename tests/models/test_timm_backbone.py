@@ -74,12 +74,15 @@ def test_image_size_is_picked_from_small_sources():
     backbone = resolve_backbone("tiny-effnet")
     native = backbone.image_size
     signature = backbone.preprocessing_signature()
-    backbone.set_image_size(None, 16)  # 16 px squares: 4x the side, at least 64
+    backbone.set_image_size(None, 16)  # 16 px squares: twice the side, at least 64
     assert backbone.image_size == 64
     assert backbone.data_config["crop_pct"] == 1.0
     assert backbone.preprocessing_signature() != signature
     backbone.set_image_size(None, 8)
     assert backbone.image_size == 64
+    mid = resolve_backbone("tiny-effnet")
+    mid.set_image_size(None, 48)  # twice the side, in multiples of 32
+    assert mid.image_size == 96 < native
     other = resolve_backbone("tiny-effnet")
     other.set_image_size(None, 1000)  # large images: keep the native size
     assert other.image_size == native

@@ -259,14 +259,14 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     # from it, and its long schedule must fit the budget), at 4x the rate (a fresh head, climbing through noise)
     audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
     assert audio == [openings[0], {**openings[3], "augment": True, "lr_scale": 4.0}, *openings[1:]]
-    # images: LoRA down to the same depth after the first LP-FT (the image sweeps' best trained strategy),
-    # or down to the shallowest depth holding layers it adapts
+    # images: LoRA down to the same depth right after the probe (the image sweeps' best trained strategy,
+    # at a quarter of LP-FT's cost), or down to the shallowest depth holding layers it adapts
     image = opening_trials(ranking, ["m"], max_epochs=5, modality="image", shapes={"m": {"lora_min_k": 2}})
-    assert image[:2] + image[3:] == openings
+    assert image[:1] + image[2:] == openings
     plain = {key: value for key, value in openings[3].items() if key != "partial.k"}
-    assert image[2] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 2}
+    assert image[1] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 2}
     deep = opening_trials([{**ranking[0], "best_depth": "g0"}], ["m"], max_epochs=5, modality="image")
-    assert deep[2]["lora.last_k"] == 4 == deep[1]["lp-ft.partial.k"]
+    assert deep[1]["lora.last_k"] == 4 == deep[2]["lp-ft.partial.k"]
 
 
 def test_the_summary_names_the_candidates_left_out_of_the_search():

@@ -39,7 +39,11 @@ def fit(
     augment: bool = typer.Option(
         False, "--augment/--no-augment", help="random crops/flips for images; speed changes and SpecAugment for audio"
     ),
-    image_size: int = typer.Option(None, "--image-size", help="input side in pixels (default: auto)"),
+    image_size: int = typer.Option(
+        None,
+        "--image-size",
+        help="input side in pixels (default: the model's, or twice the images' side when much smaller)",
+    ),
     max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),
     audio_seconds: float = typer.Option(
         None, "--audio-seconds", help="clip length for speech models (default: longest training clip)"

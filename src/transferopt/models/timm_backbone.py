@@ -13,9 +13,12 @@ from ..data.types import ImageInputs
 from .base import Backbone, State
 
 # Input side used when the user's images are much smaller than the model's native size: upsampling
-# 28 px X-rays to 224 px costs 16x the compute for no new information; 4x the source side keeps
-# enough spatial resolution for a stride-32 network while staying cheap.
-AUTO_SIZE_FACTOR = 4
+# 28 px X-rays to 224 px costs 16x the compute for no new information. Twice the source side (at least
+# 64 px) is enough: measured on pneumoniamnist (28 px, efficientnet_lite0, default settings), 64 px
+# against 128 px (the earlier 4x rule): linear probe test AUC 0.9288 against 0.9269, LoRA 0.9696 against
+# 0.9674, for about half the compute (LoRA: 48 s an epoch at 64 px; 45 s at 128 px on a day when the
+# machine ran about 2.4x faster).
+AUTO_SIZE_FACTOR = 2
 MIN_AUTO_SIZE = 64
 
 
