@@ -77,7 +77,8 @@ def test_optimize_writes_a_self_contained_report_with_every_section(optimize_dir
     for group in summary["layer_groups"]:
         assert f"title='{group}'" in text  # every layer group is drawn
     assert "transferopt optimize --data" in text and "--candidates tiny-effnet" in text
-    assert "<th>searched</th>" in text  # which ranked candidates the search tried
+    assert "<th>searched</th>" in text  # which ranked candidates the search tried, and by what rule
+    assert "tries the best 2 by LogME and any other whose cross-validated probe accuracy" in text
 
 
 def test_trained_groups_are_highlighted(optimize_dir):

@@ -18,6 +18,7 @@ import transferopt
 from transferopt.errors import ConfigError, RunDirError
 from transferopt.search import OptimizeSettings, optimize, parse_budget
 from transferopt.search.space import BATCH_SIZES
+from transferopt.search.study import PROBE_NOISE_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +67,7 @@ def test_search_within_budget_saves_a_loadable_winner(tmp_path, colour_folder):
     cached = json.loads((out / "optimize.json").read_text())["cached_prefixes"]
     assert {r["model"] for r in rows if not r["augment"]} <= set(cached)
     assert sorted(summary["searched"]) == ["tiny-effnet", "tiny-resnet"]  # both kept (keep_candidates=2)
+    assert summary["keeping"] == {"by_logme": 2, "probe_noise_errors": PROBE_NOISE_ERRORS}
 
 
 def test_out_must_be_empty_unless_resuming(tmp_path, colour_folder):
@@ -259,14 +261,15 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     # from it, and its long schedule must fit the budget), at 4x the rate (a fresh head, climbing through noise)
     audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
     assert audio == [openings[0], {**openings[3], "augment": True, "lr_scale": 4.0}, *openings[1:]]
-    # images: LoRA down to the same depth right after the probe (the image sweeps' best trained strategy,
-    # at a quarter of LP-FT's cost), or down to the shallowest depth holding layers it adapts
-    image = opening_trials(ranking, ["m"], max_epochs=5, modality="image", shapes={"m": {"lora_min_k": 2}})
+    # images: LoRA of the whole network right after the probe (the image sweeps' best trained strategy at
+    # its defaults, at a quarter of LP-FT's cost), whatever depth the ranking found best
+    shapes = {"m": {"lora_min_k": 2, "num_groups": 6}}
+    image = opening_trials(ranking, ["m"], max_epochs=5, modality="image", shapes=shapes)
     assert image[:1] + image[2:] == openings
     plain = {key: value for key, value in openings[3].items() if key != "partial.k"}
-    assert image[1] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 2}
+    assert image[1] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 6}
     deep = opening_trials([{**ranking[0], "best_depth": "g0"}], ["m"], max_epochs=5, modality="image")
-    assert deep[1]["lora.last_k"] == 4 == deep[2]["lp-ft.partial.k"]
+    assert deep[1]["lora.last_k"] == 4 == deep[2]["lp-ft.partial.k"]  # without shapes: the profile's groups
 
 
 def test_the_summary_names_the_candidates_left_out_of_the_search():
@@ -278,6 +281,8 @@ def test_the_summary_names_the_candidates_left_out_of_the_search():
     summary |= {"ranking": ranking, "searched": ["a", "b"], "leaderboard": []}
     assert "Searched: a, b. Left out: c (ranked below by LogME" in render_markdown(summary)
     assert "Left out" not in render_markdown({**summary, "searched": ["a", "b", "c"]})
+    wider = {**summary, "keeping": {"by_logme": 1, "probe_noise_errors": 2.0}}  # the rule the search ran with
+    assert "probe accuracy more than 2 standard errors under" in render_markdown(wider)
     unscored = [{**c, "scores": {}} for c in ranking]  # transcription: the order given
     assert "Left out: c (after the first ones given" in render_markdown({**summary, "ranking": unscored})
 

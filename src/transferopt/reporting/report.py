@@ -17,7 +17,7 @@ from typing import Any
 
 from .plots import pyplot, training_curve_figure
 from .rundir import read_json
-from .wording import describe_self_training
+from .wording import describe_keeping, describe_self_training
 
 REPORT_FILE = "report.html"
 # Above this many classes a confusion matrix becomes unreadable; the most confused pairs are listed instead.
@@ -207,7 +207,7 @@ def ranking_section(summary: dict[str, Any]) -> str:
         "<h2>Candidate ranking</h2><p class='muted'>Transferability scores from one forward pass per candidate "
         "(ordered by LogME); the depth profile is a cross-validated linear probe on each layer group's "
         "features: the deeper the best group sits below the top, the deeper tuning must reach. The search "
-        "tries the best two by LogME and any other whose linear_cv is within one standard error of theirs.</p>"
+        f"tries {esc(describe_keeping(summary.get('keeping')))}.</p>"
         + table(["model", *keys, "best depth", *([] if searched is None else ["searched"])], rows, left=1)
         + figure
     )

@@ -24,3 +24,30 @@ def describe_self_training(record: dict[str, Any], metric: str) -> str:
     kept = record["kept_rounds"]
     outcome = f"the model kept is round {kept}'s student" if kept else "the model kept is the labelled-only one"
     return f"self-training on {pool}: " + "; ".join(steps) + f" — {outcome}"
+
+
+#: The rule of the searches that recorded none (before 2026-12-02): the best two by LogME, one standard error.
+DEFAULT_KEEPING = {"by_logme": 2, "probe_noise_errors": 1.0}
+
+
+def standard_errors(count: float) -> str:
+    return f"{count:g} standard error" + ("" if count == 1 else "s")
+
+
+def describe_keeping(keeping: dict[str, Any] | None) -> str:
+    """Which candidates a search tries, as its settings had it."""
+    rule = keeping or DEFAULT_KEEPING
+    best = "best candidate" if rule["by_logme"] == 1 else f"best {rule['by_logme']}"
+    return (
+        f"the {best} by LogME and any other whose cross-validated probe accuracy (linear_cv) is within "
+        f"{standard_errors(rule['probe_noise_errors'])} of theirs"
+    )
+
+
+def describe_left_out(keeping: dict[str, Any] | None) -> str:
+    """Why a scored candidate was left out of the search."""
+    rule = keeping or DEFAULT_KEEPING
+    return (
+        "ranked below by LogME, and a cross-validated probe accuracy more than "
+        f"{standard_errors(rule['probe_noise_errors'])} under the best searched one's"
+    )

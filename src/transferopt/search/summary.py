@@ -7,7 +7,7 @@ from typing import Any
 
 from ..engine.metrics import signed
 from ..reporting.rundir import write_json
-from ..reporting.wording import describe_self_training
+from ..reporting.wording import describe_left_out, describe_self_training
 from .budget import Budget
 
 
@@ -64,6 +64,7 @@ def write_summary(out: Path, study, state: dict, settings, budget: Budget) -> di
         "stopped_early": state.get("stopped"),
         "ranking": state["ranking"],
         "searched": state.get("searched"),
+        "keeping": state.get("keeping"),
         "winner": winner,
         "best_linear_probe": best_of(rows, "linear-probe"),
         "best_full_fine_tune": best_of(rows, "full"),
@@ -124,8 +125,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if summary.get("searched") and left_out:
         # Transcription rankings carry no scores: the candidates keep the order they were given in.
         why = (
-            "ranked below by LogME, and a cross-validated probe accuracy more than one standard error under "
-            "the best searched one's"
+            describe_left_out(summary.get("keeping"))
             if left_out[0]["scores"]
             else "after the first ones given: speech recognition has no transferability score"
         )
