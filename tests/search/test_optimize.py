@@ -261,15 +261,20 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     # from it, and its long schedule must fit the budget), at 4x the rate (a fresh head, climbing through noise)
     audio = opening_trials(ranking, ["m"], max_epochs=5, modality="audio")
     assert audio == [openings[0], {**openings[3], "augment": True, "lr_scale": 4.0}, *openings[1:]]
-    # images: LoRA of the whole network right after the probe (the image sweeps' best trained strategy at
-    # its defaults, at a quarter of LP-FT's cost), whatever depth the ranking found best
+    # images: LoRA right after the probe (the image sweeps' best trained strategy, at a quarter of LP-FT's
+    # cost), down to the best depth when it is near the top (or the shallowest depth holding layers LoRA
+    # adapts), over the whole network when it lies deeper
     shapes = {"m": {"lora_min_k": 2, "num_groups": 6}}
     image = opening_trials(ranking, ["m"], max_epochs=5, modality="image", shapes=shapes)
     assert image[:1] + image[2:] == openings
     plain = {key: value for key, value in openings[3].items() if key != "partial.k"}
-    assert image[1] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 6}
-    deep = opening_trials([{**ranking[0], "best_depth": "g0"}], ["m"], max_epochs=5, modality="image")
-    assert deep[1]["lora.last_k"] == 4 == deep[2]["lp-ft.partial.k"]  # without shapes: the profile's groups
+    assert image[1] == {**plain, "strategy": "lora", "lora.rank": 8, "lora.last_k": 2}
+    second = opening_trials([{**ranking[0], "best_depth": "g2"}], ["m"], 5, "image", shapes)
+    assert second[1]["lora.last_k"] == 2 == second[2]["lp-ft.partial.k"]
+    deep = opening_trials([{**ranking[0], "best_depth": "g1"}], ["m"], max_epochs=5, modality="image", shapes=shapes)
+    assert deep[2]["lp-ft.partial.k"] == 3 and deep[1]["lora.last_k"] == 6  # the whole network
+    unshaped = opening_trials([{**ranking[0], "best_depth": "g0"}], ["m"], max_epochs=5, modality="image")
+    assert unshaped[1]["lora.last_k"] == 4  # without shapes: the profile's groups
 
 
 def test_the_summary_names_the_candidates_left_out_of_the_search():

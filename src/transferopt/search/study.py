@@ -56,6 +56,8 @@ STEPS_PER_EPOCH = 4
 #: 0.169 and 0.135), dropping it, while the three probe accuracies lay within 0.001 of each other (one
 #: standard error: 0.003); lite2 with LoRA was then the sweep's best run on validation and on test.
 PROBE_NOISE_ERRORS = 1.0
+#: A best depth within this many groups of the top counts as near it (see lora_opening_depth).
+SHALLOW_BEST_DEPTH = 2
 # TPE samples at random for this many trials after the enqueued openings, then models what worked.
 RANDOM_STARTUP_TRIALS = 4
 # Speech recipes take thousands of steps; a few hundred utterances in batches of 32 give a handful an
@@ -467,11 +469,12 @@ def opening_trials(
     AUGMENTED_AUDIO_LR_SCALE times the rate): noisy spoken commands from a few unseen voices generalise from
     perturbed clips (it won on validation for all three seeds, test accuracy 0.94-0.95 against 0.86-0.88
     without), and its long schedule (up to 9 of a 20-minute budget's minutes) must not be cut short by
-    the budget, as it was when it came last. For images, LoRA of the whole network comes right after the
-    probes: in the image sweeps at default settings it was the best trained strategy on validation for
-    every pneumoniamnist candidate (AUC 0.9950 / 0.9958 / 0.9977, and the best three on test) and tied
-    for best on two of three hymenoptera candidates, and it costs a quarter of LP-FT's time (lite0 on
-    pneumoniamnist: 360 s against 1,437 s). When it came after the first LP-FT, that LP-FT took the rest
+    the budget, as it was when it came last. For images, LoRA comes right after the probes (down to the
+    best depth, or over the whole network where that lies deep: see lora_opening_depth): in the image
+    sweeps at default settings it was the best trained strategy on validation for every pneumoniamnist
+    candidate (AUC 0.9950 / 0.9958 / 0.9977, and the best three on test) and tied for best on two of three
+    hymenoptera candidates, and it costs a quarter of LP-FT's time (lite0 on pneumoniamnist: 360 s
+    against 1,437 s). When it came after the first LP-FT, that LP-FT took the rest
     of a 15-minute pneumoniamnist budget and LoRA never ran. On text (banking77, 10 shots) it stayed
     under the probe, so text does not open with it."""
     openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
@@ -486,12 +489,14 @@ def opening_trials(
             augmented = {**defaults, "augment": True, "lr_scale": AUGMENTED_AUDIO_LR_SCALE}
             openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **augmented})
         if modality == "image":
-            # LoRA's default, the whole network, as measured: adapting the last k groups alone fell short
-            # (pneumoniamnist, lite1, 64 px: validation AUC 0.9876 down to the best depth, k = 4, where
-            # the whole network gave 0.9958 at 128 px in the sweep).
-            whole = (shapes or {}).get(kept[0], {}).get("num_groups", n)
             openings.append(
-                {"model": kept[0], "strategy": "lora", "lora.rank": LoraOptions.rank, "lora.last_k": whole, **defaults}
+                {
+                    "model": kept[0],
+                    "strategy": "lora",
+                    "lora.rank": LoraOptions.rank,
+                    "lora.last_k": lora_opening_depth(k, (shapes or {}).get(kept[0], {}), n),
+                    **defaults,
+                }
             )
         openings.append(
             {"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "partial", "lp-ft.partial.k": k, **defaults}
@@ -499,6 +504,20 @@ def opening_trials(
         openings.append({"model": kept[0], "strategy": "lp-ft", "lp-ft.then": "full", **defaults})
         openings.append({"model": kept[0], "strategy": "partial", "partial.k": k, **defaults})
     return openings
+
+
+def lora_opening_depth(k: int, shape: dict[str, int], num_groups: int) -> int:
+    """How many top groups the image LoRA opening adapts. Where the ranking found the best features among
+    the top SHALLOW_BEST_DEPTH groups, the source's features serve: LoRA down to that depth (or the
+    shallowest one holding layers it adapts). Where they lie deeper, the task's features differ from the
+    source's all the way down: LoRA of the whole network, its default. Measured: on pneumoniamnist (best
+    depth 3-5 groups below the top for all three candidates) lite1's LoRA reached validation AUC 0.9876
+    down to the best depth (k = 4) and 0.9947 over the whole network, test 0.9665; on hymenoptera (best
+    depth in the top two groups) lite2's whole-network LoRA took 359 s for validation accuracy 0.954, the
+    one down to the best depth 23 s for 0.961, under the probe's 0.967 either way."""
+    if k > SHALLOW_BEST_DEPTH:
+        return shape.get("num_groups", num_groups)
+    return max(k, shape.get("lora_min_k", 1))
 
 
 def finished_with_same_params(study, trial) -> float | None:
