@@ -56,6 +56,11 @@ class Task:
     #: Settings the sweep and the ranking it is compared with keep, whatever the defaults are now.
     sweep_settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sweep_fit_settings(self) -> dict[str, Any]:
+        """What every sweep run and the ranking are given: the task's settings, then the sweep's own."""
+        return {**self.settings, **self.sweep_settings}
+
 
 def tasks(root: Path) -> dict[str, Task]:
     return {
@@ -107,8 +112,9 @@ def run_sweep(task: Task, cache_dir: Path, start_before: datetime | None = None)
                 print(f"sweep {task.name}: not starting {model} {strategy} after {start_before:%H:%M}", flush=True)
                 return False
             started = time.perf_counter()
-            settings = {**task.settings, **task.sweep_settings}
-            result = transferopt.fit(task.data, model, strategy, cache=cache, metric=task.metric, **settings)
+            result = transferopt.fit(
+                task.data, model, strategy, cache=cache, metric=task.metric, **task.sweep_fit_settings
+            )
             wall = time.perf_counter() - started
             m = result.metrics
             write_record(
@@ -140,8 +146,7 @@ def run_ranking(task: Task, cache_dir: Path) -> None:
     path = record_path(task.name, "rank")
     if path.exists():
         return
-    settings = {**task.settings, **task.sweep_settings}
-    config = FitConfig(data=task.data, model=task.candidates[0], metric=task.metric, **settings)
+    config = FitConfig(data=task.data, model=task.candidates[0], metric=task.metric, **task.sweep_fit_settings)
     started = time.perf_counter()
     ranked = rank_candidates(task_from_config(config), list(task.candidates), config, cache=FeatureCache(cache_dir))
     write_record(

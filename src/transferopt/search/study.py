@@ -474,9 +474,9 @@ def opening_trials(
     sweeps at default settings it was the best trained strategy on validation for every pneumoniamnist
     candidate (AUC 0.9950 / 0.9958 / 0.9977, and the best three on test) and tied for best on two of three
     hymenoptera candidates, and it costs a quarter of LP-FT's time (lite0 on pneumoniamnist: 360 s
-    against 1,437 s). When it came after the first LP-FT, that LP-FT took the rest
-    of a 15-minute pneumoniamnist budget and LoRA never ran. On text (banking77, 10 shots) it stayed
-    under the probe, so text does not open with it."""
+    against 1,437 s). When it came after the first LP-FT, that LP-FT took the rest of a 15-minute
+    pneumoniamnist budget and LoRA never ran. On text (banking77, 10 shots) it stayed under the probe, so
+    text does not open with it."""
     openings = [{"model": m, "strategy": "linear-probe"} for m in kept]
     top = next(c for c in ranking if c["model"] == kept[0])
     profile = [entry["group"] for entry in top["depth_profile"]]
