@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -249,7 +250,7 @@ def test_on_large_training_sets_trials_report_every_quarter_epoch(tmp_path, monk
 
 def test_openings_try_lp_ft_before_plain_partial_tuning():
     """The same layers under a fresh head start below the probe; under a probe's head they do not."""
-    from transferopt.search.study import opening_trials
+    from transferopt.search.study import AUGMENTED_EPOCHS_FACTOR, opening_trials
 
     ranking = [{"model": "m", "best_depth": "g3", "depth_profile": [{"group": f"g{i}"} for i in range(4)]}]
     openings = opening_trials(ranking, ["m"], max_epochs=5, modality="text")
@@ -275,6 +276,12 @@ def test_openings_try_lp_ft_before_plain_partial_tuning():
     assert deep[2]["lp-ft.partial.k"] == 3 and deep[1]["lora.last_k"] == 6  # the whole network
     unshaped = opening_trials([{**ranking[0], "best_depth": "g0"}], ["m"], max_epochs=5, modality="image")
     assert unshaped[1]["lora.last_k"] == 4  # without shapes: the profile's groups
+    # the whole-network LoRA alone is augmented (no cached prefix to lose), for epochs that run_trial's
+    # stretch brings back to at most the plain length; the shallow ones and every other opening stay plain
+    assert [bool(o.get("augment")) for o in deep] == [False, True, False, False, False]
+    assert deep[1]["epochs"] == 2 and unshaped[1]["augment"] and not image[1]["augment"]
+    long = opening_trials([{**ranking[0], "best_depth": "g1"}], ["m"], max_epochs=10, modality="image", shapes=shapes)
+    assert math.ceil(long[1]["epochs"] * AUGMENTED_EPOCHS_FACTOR) == 10
 
 
 def test_the_summary_names_the_candidates_left_out_of_the_search():
