@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .config import OPTIMIZE_SELF_TRAINING_ROUNDS
+
 __version__ = "0.1.0"
 
 __all__ = ["FitConfig", "FitResult", "fit", "list_models", "list_strategies", "load", "optimize", "pretrained"]
@@ -34,7 +36,7 @@ def optimize(
     early_stop: bool = True,
     max_trials: int | None = None,
     unlabeled: str | None = None,
-    self_training_rounds: int = 1,
+    self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS,
     pseudo_label_share: float = 0.6,
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),

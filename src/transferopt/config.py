@@ -11,6 +11,11 @@ from .errors import ConfigError
 
 CLASS_WEIGHT_CHOICES = ("auto", "balanced", "none")
 METRIC_CHOICES = ("accuracy", "macro_f1", "auc", "wer", "cer")
+#: `optimize` self-trains its winner for up to this many rounds: each round must beat the last on
+#: validation and fit in the budget, or the rounds stop, so the cap rarely binds. Measured on banking77
+#: (10 shots, LP-FT, 8,461 unlabelled sentences): validation accuracy 0.8455 -> 0.8675 after round 1 and
+#: 0.8740 after round 2 (test 0.8792), both kept; a single round left a 15-minute search's last 270 s unused.
+OPTIMIZE_SELF_TRAINING_ROUNDS = 3
 
 
 def valid_device(name: str) -> bool:

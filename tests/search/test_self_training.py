@@ -47,7 +47,9 @@ def colour_pool(tmp_path_factory):
 
 
 def test_the_winner_is_self_trained_and_a_better_student_replaces_it(tmp_path, colour_folder, colour_pool, monkeypatch):
-    scores = iter([0.5, 0.9])  # the winner on validation, then round 1's student: kept
+    # the winner on validation, then round 1's student (kept), then round 2's (not better: the rounds stop
+    # there, short of optimize's default cap of 3)
+    scores = iter([0.5, 0.9, 0.9])
     monkeypatch.setattr(api, "validation_score", lambda transfer, outcome: next(scores))
     out = tmp_path / "search"
     summary = transferopt.optimize(
@@ -55,7 +57,7 @@ def test_the_winner_is_self_trained_and_a_better_student_replaces_it(tmp_path, c
     )
     record = summary["self_training"]
     assert record["unlabeled_given"] == record["unlabeled"] == 15 and record["kept_rounds"] == 1
-    assert [r["pseudo_labelled"] for r in record["rounds"]] == [9]
+    assert [(r["pseudo_labelled"], r["kept"]) for r in record["rounds"]] == [(9, True), (9, False)]
     saved = transferopt.load(out)
     assert saved.metrics["self_training"]["kept_rounds"] == 1
     assert sum(saved.data_summary["counts"]["train"].values()) == 24 + 9  # the student's training data

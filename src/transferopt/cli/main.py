@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..config import OPTIMIZE_SELF_TRAINING_ROUNDS
 from ..errors import ConfigError
 from .common import comma_separated, epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
@@ -158,7 +159,11 @@ def optimize(
     unlabeled: str = typer.Option(
         None, "--unlabeled", help="unlabelled inputs (table, .txt, folder, .npz): self-train the winner on them"
     ),
-    self_training_rounds: int = typer.Option(1, "--self-training-rounds", help="rounds of self-training at most"),
+    self_training_rounds: int = typer.Option(
+        OPTIMIZE_SELF_TRAINING_ROUNDS,
+        "--self-training-rounds",
+        help="rounds of self-training at most (each must beat the last on validation and fit the budget)",
+    ),
     pseudo_label_share: float = typer.Option(
         0.6, "--pseudo-label-share", help="share of the unlabelled pool pseudo-labelled each round (most confident)"
     ),

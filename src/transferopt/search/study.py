@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import FitConfig
+from ..config import OPTIMIZE_SELF_TRAINING_ROUNDS, FitConfig
 from ..data import TaskData, task_from_config
 from ..engine import FeatureCache, StopTraining, Transfer
 from ..engine.metrics import LOWER_IS_BETTER, score, signed
@@ -99,7 +99,7 @@ class OptimizeSettings:
     max_trials: int | None = None
     #: Unlabelled inputs of the task's kind: the winner is self-trained on them within the budget.
     unlabeled: str | None = None
-    self_training_rounds: int = 1
+    self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS
     pseudo_label_share: float = 0.6
 
     def base_config(self) -> FitConfig:
