@@ -299,6 +299,25 @@ def test_the_summary_names_the_candidates_left_out_of_the_search():
     assert "Left out: c (after the first ones given" in render_markdown({**summary, "ranking": unscored})
 
 
+def test_the_summary_says_which_trials_trained_on_augmented_inputs():
+    from transferopt.search.summary import render_markdown
+
+    def row(trial, augment):
+        return {
+            "trial": trial, "model": "m", "strategy": "lora", "options": {"rank": 8}, "augment": augment,
+            "val_accuracy": 0.9, "state": "complete", "seconds": 3.0, "trained_groups": ["g1"], "trainable_params": 10,
+        }  # fmt: skip
+
+    summary = {"data": "d", "metric": "accuracy", "spent_s": 1.0, "budget_s": 2.0, "ranking": [], "searched": ["m"]}
+    summary |= {"best_linear_probe": None, "best_full_fine_tune": None, "leaderboard": [row(1, True), row(2, False)]}
+    text = render_markdown({**summary, "winner": row(1, True)})
+    assert "with `lora` {'rank': 8}, trained on augmented inputs — validation accuracy 0.9000" in text
+    assert (
+        "| 1 | m | lora | {'rank': 8} | yes | 0.9000 |" in text and "| 2 | m | lora | {'rank': 8} |  | 0.9000 |" in text
+    )
+    assert "augmented inputs" not in render_markdown({**summary, "winner": row(2, False)})
+
+
 def test_candidates_within_the_probes_noise_are_kept():
     """LogME has no error bar; a candidate it ranks low whose probe accuracy is within one standard error
     of the best kept one's stays in the search."""

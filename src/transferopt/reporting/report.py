@@ -227,6 +227,7 @@ def leaderboard_section(summary: dict[str, Any]) -> str:
                 f"<code>{esc(json.dumps(r['options']))}</code>" if r["options"] else "",
                 fmt(r.get("lr"), "{:.1e}"),
                 str(r.get("epochs", "")) if r.get("lr") else "—",
+                "yes" if r.get("augment") else "",
                 fmt(r[f"val_{metric}"]),
                 fmt(test),
                 f"{r['trainable_params']:,}",
@@ -235,7 +236,7 @@ def leaderboard_section(summary: dict[str, Any]) -> str:
             ]
         )
         classes.append("win" if r["trial"] == winner else "")
-    headers = ["trial", "model", "strategy", "options", "lr", "epochs", f"val {metric}", f"test {metric}"]
+    headers = ["trial", "model", "strategy", "options", "lr", "epochs", "augmented", f"val {metric}", f"test {metric}"]
     headers += ["trainable", "state", "s"]
     return "<h2>Leaderboard</h2>" + table(headers, rows, left=4, row_classes=classes)
 

@@ -85,7 +85,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if winner:
         groups = ", ".join(winner["trained_groups"]) or "none (head only)"
         lines += [
-            f"**Decision:** {winner['model']} with `{winner['strategy']}` {winner['options'] or ''} — validation "
+            f"**Decision:** {winner['model']} with `{winner['strategy']}` {winner['options'] or ''}"
+            f"{', trained on augmented inputs' if winner.get('augment') else ''} — validation "
             f"{metric} {winner[f'val_{metric}']:.4f}; trained layer groups: {groups} "
             f"({winner['trainable_params']:,} trainable parameters).",
             "",
@@ -135,13 +136,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         "## Leaderboard",
         "",
-        f"| trial | model | strategy | options | val {metric} | state | s |",
-        "|---|---|---|---|---|---|---|",
+        f"| trial | model | strategy | options | augmented | val {metric} | state | s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["leaderboard"]:
         lines.append(
             f"| {r['trial']} | {r['model']} | {r['strategy']} | {r['options'] or ''} | "
-            f"{r[f'val_{metric}']:.4f} | {r['state']} | {r['seconds']:.0f} |"
+            f"{'yes' if r.get('augment') else ''} | {r[f'val_{metric}']:.4f} | {r['state']} | {r['seconds']:.0f} |"
         )
     if summary.get("skipped"):
         lines += ["", "Not started, for want of time:", ""]
