@@ -55,7 +55,10 @@ class FitConfig:
     )
     image_size: int | None = field(
         default=None,
-        metadata={"help": "input side in px (default: the model's, or twice the images' side when much smaller)"},
+        metadata={
+            "help": "input side in px (default: the model's, or twice the images' side when much smaller; four times "
+            "under 1,000 training images)"
+        },
     )
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})
     class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})

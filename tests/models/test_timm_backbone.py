@@ -88,6 +88,13 @@ def test_image_size_is_picked_from_small_sources():
     assert other.image_size == native
     other.set_image_size(96)  # explicit size wins
     assert other.image_size == 96
+    # few training images: four times the side (their compute is small either way)
+    few = resolve_backbone("tiny-effnet")
+    few.set_image_size(None, 28, n_images=20)
+    assert few.image_size == 128
+    many = resolve_backbone("tiny-effnet")
+    many.set_image_size(None, 28, n_images=3882)
+    assert many.image_size == 64
 
 
 def test_prepare_uses_the_current_size(colour_task):

@@ -43,7 +43,8 @@ def fit(
     image_size: int = typer.Option(
         None,
         "--image-size",
-        help="input side in pixels (default: the model's, or twice the images' side when much smaller)",
+        help="input side in pixels (default: the model's, or twice the images' side when much smaller; four times "
+        "under 1,000 training images)",
     ),
     max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),
     audio_seconds: float = typer.Option(

@@ -466,7 +466,7 @@ def configure_backbone(backbone: Backbone, task, config) -> None:
             f"model {config.model} takes {backbone.modality} input but {config.data} holds {task.modality} data"
         )
     if task.modality == "image":
-        backbone.set_image_size(config.image_size, task.train.inputs.median_side())
+        backbone.set_image_size(config.image_size, task.train.inputs.median_side(), len(task.train))
     elif task.modality == "audio":
         if backbone.task != task.task:
             raise ConfigError(

@@ -20,6 +20,14 @@ from .base import Backbone, State
 # machine ran about 2.4x faster).
 AUTO_SIZE_FACTOR = 2
 MIN_AUTO_SIZE = 64
+# Few training images pay for a larger side: their compute is small either way, and a probe on a few
+# examples per class reads finer features better. Measured on pneumoniamnist at 10 shots per class (3
+# seeds, efficientnet_lite0 linear probe): test AUC 0.858 / 0.862 / 0.881 at 128 px against 0.777 / 0.855
+# / 0.847 at 64 px, while on all 3,882 training images the two sizes tied (above). Below this many
+# training images an epoch at four times the side costs no more than one at twice the side does on
+# pneumoniamnist's full training set.
+FEW_IMAGES = 1000
+FEW_IMAGES_SIZE_FACTOR = 4
 
 
 def split_into_groups(net: nn.Module) -> tuple[list[str], list[list[str]], bool]:
@@ -90,11 +98,14 @@ class TimmBackbone(Backbone):
     def image_size(self) -> int:
         return int(self.data_config["input_size"][-1])
 
-    def set_image_size(self, size: int | None, source_side: int | None = None) -> None:
-        """Use `size`, or pick one from the source images' side when they are much smaller."""
+    def set_image_size(self, size: int | None, source_side: int | None = None, n_images: int | None = None) -> None:
+        """Use `size`, or pick one from the source images' side (and how many training images there are)
+        when they are much smaller."""
         native = self.image_size
-        if size is None and source_side is not None and AUTO_SIZE_FACTOR * source_side < native:
-            size = max(MIN_AUTO_SIZE, 32 * round(AUTO_SIZE_FACTOR * source_side / 32))
+        few = n_images is not None and n_images < FEW_IMAGES
+        factor = FEW_IMAGES_SIZE_FACTOR if few else AUTO_SIZE_FACTOR
+        if size is None and source_side is not None and factor * source_side < native:
+            size = max(MIN_AUTO_SIZE, 32 * round(factor * source_side / 32))
         if size is None or size == native:
             return
         self.data_config["input_size"] = (3, int(size), int(size))
