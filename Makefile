@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	rm -rf runs/demo
 	HF_HUB_OFFLINE=1 $(BIN)/transferopt optimize --data builtin:digits \
-		--candidates efficientnet_lite0,efficientnet_lite1 --budget 3m --out runs/demo
+		--candidates efficientnet_lite0,efficientnet_lite1 --budget 3m --no-flip --out runs/demo
 	HF_HUB_OFFLINE=1 $(BIN)/transferopt evaluate runs/demo --split test
 
 test: $(STAMP)

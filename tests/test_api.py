@@ -164,6 +164,15 @@ def test_linear_probe_run(tmp_path, colour_folder):
     assert [r["label"] for r in loaded.predict(images)] == [p.split("/")[-2] for p in images]
 
 
+def test_a_model_fitted_without_flips_is_reloaded_without_them(tmp_path, colour_folder):
+    result = transferopt.fit(
+        str(colour_folder), "tiny-effnet", "bitfit", out=tmp_path / "run", augment=True, flip=False, epochs=1
+    )
+    assert result.config.flip is False and result.model.backbone.data_config["hflip"] == 0.0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["flip"] is False
+    assert transferopt.load(tmp_path / "run").model.backbone.data_config["hflip"] == 0.0
+
+
 def test_text_run_saves_and_loads(tmp_path, intents_dir, tiny_bert_name):
     result = transferopt.fit(
         str(intents_dir),

@@ -33,6 +33,7 @@ def optimize(
     metric: str = "accuracy",
     storage: str | None = None,
     resume: bool = False,
+    flip: bool = True,
     early_stop: bool = True,
     max_trials: int | None = None,
     unlabeled: str | None = None,
@@ -42,7 +43,8 @@ def optimize(
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
     With `unlabeled` (inputs of the task's kind without labels), the winner is then self-trained on them
-    within the same budget. `transferopt.load(out)` gives the best model back."""
+    within the same budget. `flip=False` keeps augmented images unflipped (digits, text, left-right
+    anatomy). `transferopt.load(out)` gives the best model back."""
     from .search import OptimizeSettings, parse_budget
     from .search import optimize as _optimize
 
@@ -56,6 +58,7 @@ def optimize(
         seed=seed,
         metric=metric,
         storage=storage,
+        flip=flip,
         early_stop=early_stop,
         max_trials=max_trials,
         unlabeled=None if unlabeled is None else str(unlabeled),

@@ -53,6 +53,10 @@ class FitConfig:
     augment: bool = field(
         default=False, metadata={"help": "random crops/flips; audio: speed and SpecAugment (disables the cache)"}
     )
+    flip: bool = field(
+        default=True,
+        metadata={"help": "augmented images may be flipped left-right (turn off for digits, text or laterality)"},
+    )
     image_size: int | None = field(
         default=None,
         metadata={

@@ -337,12 +337,13 @@ def test_optimize_self_trains_its_winner_on_unlabelled_images(tmp_path, colour_f
     out = tmp_path / "search"
     result = invoke(
         "optimize", "--data", colour_folder, "--candidates", "tiny-effnet", "--budget", "40s", "--max-trials", "1",
-        "--out", out, "--unlabeled", pool, "--self-training-rounds", "2", "--pseudo-label-share", "0.5",
+        "--out", out, "--unlabeled", pool, "--self-training-rounds", "2", "--pseudo-label-share", "0.5", "--no-flip",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     printed = " ".join(result.stdout.split())
     assert "self-training on 6 unlabelled example(s): labelled only: val accuracy 1.0000; round 1: 3" in printed
     settings = json.loads((out / "optimize.json").read_text())["settings"]
+    assert settings["flip"] is False and json.loads((out / "model" / "config.json").read_text())["flip"] is False
     assert (settings["unlabeled"], settings["self_training_rounds"], settings["pseudo_label_share"]) == (
         str(pool),
         2,

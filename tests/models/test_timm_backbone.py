@@ -97,6 +97,23 @@ def test_image_size_is_picked_from_small_sources():
     assert many.image_size == 64
 
 
+def test_flips_can_be_turned_off_for_augmented_training():
+    from torchvision.transforms import RandomHorizontalFlip
+
+    def flips(backbone) -> bool:
+        return any(isinstance(t, RandomHorizontalFlip) for t in backbone.transform(train=True).transforms)
+
+    backbone = resolve_backbone("tiny-effnet")
+    evaluation, training = backbone.preprocessing_signature(), backbone.preprocessing_signature(train=True)
+    assert flips(backbone)
+    backbone.set_flip(False)
+    assert not flips(backbone)
+    assert backbone.preprocessing_signature() == evaluation  # evaluation inputs never flip: their cache serves
+    assert backbone.preprocessing_signature(train=True) != training
+    backbone.set_flip(True)
+    assert flips(backbone) and backbone.preprocessing_signature(train=True) == training
+
+
 def test_prepare_uses_the_current_size(colour_task):
     backbone = resolve_backbone("tiny-effnet")
     backbone.set_image_size(None, 16)

@@ -11,6 +11,8 @@ from ..config import OPTIMIZE_SELF_TRAINING_ROUNDS
 from ..errors import ConfigError
 from .common import comma_separated, epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
+FLIP_HELP = "augmented images may be flipped left-right (--no-flip for digits, text or left-right anatomy)"
+
 app = typer.Typer(
     help="Optimal transfer learning without expert effort.",
     no_args_is_help=True,
@@ -40,6 +42,7 @@ def fit(
     augment: bool = typer.Option(
         False, "--augment/--no-augment", help="random crops/flips for images; speed changes and SpecAugment for audio"
     ),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
     image_size: int = typer.Option(
         None,
         "--image-size",
@@ -86,6 +89,7 @@ def fit(
         l2sp=l2sp,
         patience=patience,
         augment=augment,
+        flip=flip,
         image_size=image_size,
         max_length=max_length,
         audio_seconds=audio_seconds,
@@ -153,6 +157,7 @@ def optimize(
     metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in --out)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search in --out"),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
     early_stop: bool = typer.Option(
         True, "--early-stop/--no-early-stop", help="end before the budget once trials stop finding better plans"
     ),
@@ -182,6 +187,7 @@ def optimize(
         metric=metric,
         storage=storage,
         resume=resume,
+        flip=flip,
         early_stop=early_stop,
         max_trials=max_trials,
         unlabeled=unlabeled,

@@ -467,6 +467,7 @@ def configure_backbone(backbone: Backbone, task, config) -> None:
         )
     if task.modality == "image":
         backbone.set_image_size(config.image_size, task.train.inputs.median_side(), len(task.train))
+        backbone.set_flip(config.flip)
     elif task.modality == "audio":
         if backbone.task != task.task:
             raise ConfigError(

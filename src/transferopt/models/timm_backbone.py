@@ -75,6 +75,7 @@ class TimmBackbone(Backbone):
         self.net = net
         self.data_config = dict(data_config or timm.data.resolve_data_config({}, model=net))
         self.data_config["input_size"] = tuple(self.data_config["input_size"])
+        self.data_config.setdefault("hflip", 0.5)  # augmented training flips half the images (see set_flip)
         self._names, self._paths, self.sequential = split_into_groups(net)
         self._transforms: dict[bool, Callable] = {}
 
@@ -114,6 +115,12 @@ class TimmBackbone(Backbone):
             self.data_config["crop_pct"] = 1.0
         self._transforms.clear()
 
+    def set_flip(self, enabled: bool) -> None:
+        """Whether augmented training flips images left-right (not label-preserving for digits, text or
+        left-right anatomy). Kept in the data config, so a saved model remembers it."""
+        self.data_config["hflip"] = 0.5 if enabled else 0.0
+        self._transforms.clear()
+
     def transform(self, train: bool) -> Callable:
         if train not in self._transforms:
             import timm.data
@@ -126,7 +133,7 @@ class TimmBackbone(Backbone):
                 std=cfg["std"],
             )
             if train:
-                options.update(is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=0.0)
+                options.update(is_training=True, scale=(0.5, 1.0), hflip=cfg["hflip"], color_jitter=0.0)
             else:
                 options.update(crop_pct=cfg.get("crop_pct", 0.875), crop_mode=cfg.get("crop_mode", "center"))
             self._transforms[train] = timm.data.create_transform(**options)
@@ -137,7 +144,9 @@ class TimmBackbone(Backbone):
         return {"x": torch.stack([transform(inputs.load(int(i))) for i in index])}
 
     def preprocessing_signature(self, train: bool = False) -> str:
-        return json.dumps({"data_config": self.data_config, "train": train}, sort_keys=True, default=str)
+        # Only training transforms flip: evaluation inputs (and their cached states) do not depend on it.
+        config = self.data_config if train else {k: v for k, v in self.data_config.items() if k != "hflip"}
+        return json.dumps({"data_config": config, "train": train}, sort_keys=True, default=str)
 
     @property
     def deterministic_preprocessing(self) -> bool:

@@ -91,6 +91,8 @@ class OptimizeSettings:
     seed: int = 0
     metric: str = "accuracy"
     storage: str | None = None
+    #: Whether augmented image trials may flip images left-right.
+    flip: bool = True
     max_epochs: int = 10  # as many as a plain `fit`; early stopping and pruning end most trials sooner
     keep_candidates: int = 2
     #: Stop before the budget ends once the search stops finding better plans (see PATIENCE_TRIALS).
@@ -103,7 +105,14 @@ class OptimizeSettings:
     pseudo_label_share: float = 0.6
 
     def base_config(self) -> FitConfig:
-        return FitConfig(data=self.data, model=self.candidates[0], shots=self.shots, seed=self.seed, metric=self.metric)
+        return FitConfig(
+            data=self.data,
+            model=self.candidates[0],
+            shots=self.shots,
+            seed=self.seed,
+            metric=self.metric,
+            flip=self.flip,
+        )
 
 
 def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]:
