@@ -118,14 +118,22 @@ def test_fit_command_writes_a_report_too(tmp_path, colour_folder):
 def test_fit_command_in_the_report_reproduces_the_configuration():
     config = transferopt.FitConfig(
         data="d", model="m", strategy="lp-ft", strategy_options={"then": "partial", "then_options": {"k": 2}},
-        lr=3e-4, augment=True, calibrate=False, shots=5,
+        lr=3e-4, augment=True, calibrate=False, shots=5, flip=False,
     ).to_dict()  # fmt: skip
     command = fit_command(config)
     assert command.startswith("transferopt fit --data d --model m --strategy lp-ft -o then=partial")
     assert "-o 'then_options={\"k\": 2}'" in command
-    for flag in ("--shots 5", "--lr 0.0003", "--augment", "--no-calibrate"):
+    for flag in ("--shots 5", "--lr 0.0003", "--augment", "--no-calibrate", "--no-flip"):
         assert flag in command
-    assert "--epochs" not in command  # defaults are left out
+    assert "--epochs" not in command and "--flip" not in command.replace("--no-flip", "")  # defaults left out
+
+
+def test_optimize_command_keeps_no_flip():
+    from transferopt.reporting.report import optimize_command
+
+    settings = {"data": "d", "candidates": ["a", "b"], "budget_s": 60.0, "seed": 0, "metric": "accuracy", "out": "o"}
+    assert "--no-flip" in optimize_command({**settings, "flip": False})
+    assert "flip" not in optimize_command({**settings, "flip": True})
 
 
 def test_fit_command_keeps_the_audio_settings():

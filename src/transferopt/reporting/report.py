@@ -360,6 +360,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
         args += ["--storage", settings["storage"]]
     if settings.get("early_stop") is False:
         args.append("--no-early-stop")
+    if settings.get("flip") is False:
+        args.append("--no-flip")
     if settings.get("max_trials"):
         args += ["--max-trials", str(settings["max_trials"])]
     if settings.get("unlabeled"):
@@ -372,7 +374,7 @@ def optimize_command(settings: dict[str, Any]) -> str:
 # FitConfig fields the `fit` command takes as flags (others keep their defaults in every run it makes).
 FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
-    "augment", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
+    "augment", "flip", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
     "label_col", "audio_col", "pretrained", "unlabeled", "self_training_rounds", "pseudo_label_share",
 )  # fmt: skip
 
