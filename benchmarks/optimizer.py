@@ -302,12 +302,12 @@ def task_section(task: Task) -> tuple[list[str], list[str]]:
             f"| {task.name}: optimizer time / sweep time{note} | {opt['wall_s']:.0f} s / {sweep_s:.0f} s = "
             f"{opt['wall_s'] / sweep_s:.2f} | ≤ 0.33 | {'yes' if opt['wall_s'] <= sweep_s / 3 else 'NO'} |"
         )
-    return lines, acceptance + target_rows(task, opt, split)
+    return lines, acceptance + target_rows(task, opt, unlabeled, split)
 
 
-def target_rows(task: Task, opt: dict | None, split: str) -> list[str]:
+def target_rows(task: Task, opt: dict | None, unlabeled: dict | None, split: str) -> list[str]:
     """The optimizer's result, and with `--unlabeled` where that ran, against the issue's targets."""
-    runs = [("optimizer", opt), ("optimizer --unlabeled", read_record(record_path(task.name, "optimize-unlabeled")))]
+    runs = [("optimizer", opt), ("optimizer --unlabeled", unlabeled)]
     rows = []
     for label, record in runs:
         for metric, target in task.targets.items() if record else ():
