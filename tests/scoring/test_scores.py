@@ -60,6 +60,59 @@ def test_logme_matches_the_published_algorithm(tasks):
     assert logme(separable, labels) > logme(noise, labels)
 
 
+@pytest.fixture(scope="module")
+def wide_tasks():
+    """Fewer examples than dimensions, the few-shot case: the scores take the n x n route there."""
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 10)
+    noise = rng.normal(size=(30, 80))
+    separable = noise.copy()
+    separable[:, :3] += 3 * np.eye(3)[labels]
+    return labels, noise, separable
+
+
+def direct_logme(features: np.ndarray, labels: np.ndarray) -> float:
+    """logme's own iteration on the d x d eigen-decomposition of F^T F, forming m and y - F m each step."""
+    f = features.astype(np.float64)
+    n, d = f.shape
+    s, v = np.linalg.eigh(f.T @ f)
+    s = np.clip(s, 0.0, None)
+    evidences = []
+    for c in range(int(labels.max()) + 1):
+        y = (labels == c).astype(np.float64)
+        projected = v.T @ (f.T @ y)
+        alpha, beta = 1.0, 1.0
+        for _ in range(11):
+            gamma = (beta * s / (alpha + beta * s)).sum()
+            m = v @ (beta * projected / (alpha + beta * s))
+            new_alpha, new_beta = gamma / (m @ m), (n - gamma) / ((y - f @ m) ** 2).sum()
+            converged = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 0.01
+            alpha, beta = new_alpha, new_beta
+            if converged:
+                break
+        m = v @ (beta * projected / (alpha + beta * s))
+        evidence = (
+            d / 2 * np.log(alpha)
+            + n / 2 * np.log(beta)
+            - 0.5 * np.log(alpha + beta * s).sum()
+            - beta / 2 * ((y - f @ m) ** 2).sum()
+            - alpha / 2 * (m @ m)
+            - n / 2 * np.log(2 * np.pi)
+        )
+        evidences.append(evidence / n)
+    return float(np.mean(evidences))
+
+
+def test_logme_with_fewer_examples_than_dimensions_agrees_with_the_d_by_d_route(wide_tasks):
+    # The n x n Gram route must give the d x d route's evidence (the published algorithm's iteration
+    # differs from ours only in when it stops, which matters more here: 11 steps do not converge on noise).
+    labels, noise, separable = wide_tasks
+    for features in (noise, separable):
+        assert logme(features, labels) == pytest.approx(direct_logme(features, labels), rel=1e-9)
+        assert logme(features, labels) == pytest.approx(reference_logme(features, labels), rel=1e-2)
+    assert logme(separable, labels) > logme(noise, labels)
+
+
 def test_leep_by_hand():
     # Two source classes, two target classes; source predictions are fixed distributions.
     theta = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]])
@@ -83,6 +136,17 @@ def test_h_score_matches_its_definition(tasks):
     expected = np.trace(np.linalg.inv(LedoitWolf().fit(centred).covariance_) @ (means.T @ means / len(labels)))
     assert h_score(separable, labels) == pytest.approx(expected, rel=1e-6)
     assert h_score(separable, labels) > 5 * h_score(noise, labels)
+
+
+def test_h_score_with_fewer_examples_than_dimensions_matches_its_definition(wide_tasks):
+    labels, noise, separable = wide_tasks
+    for features in (noise, separable):
+        centred = features - features.mean(axis=0)
+        means = np.stack([centred[labels == c].mean(axis=0) for c in labels])
+        covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
+        expected = np.trace(np.linalg.inv(covariance) @ (means.T @ means / len(labels)))
+        assert h_score(features, labels) == pytest.approx(expected, rel=1e-6)
+    assert h_score(separable, labels) > h_score(noise, labels)
 
 
 def test_knn_is_leave_one_out():

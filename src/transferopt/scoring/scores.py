@@ -19,41 +19,58 @@ def logme(features: np.ndarray, labels: np.ndarray, max_iterations: int = 11) ->
 
     You, Liu, Wang, Long, "LogME: Practical Assessment of Pre-trained Models for Transfer Learning",
     ICML 2021. Evidence is maximised over the prior precision alpha and noise precision beta by the
-    paper's fixed-point iteration, using one eigen-decomposition of F^T F shared by all classes.
+    paper's fixed-point iteration, on one eigen-decomposition shared by all classes.
     """
     f = np.asarray(features, dtype=np.float64)
     n, d = f.shape
-    s, v = np.linalg.eigh(f.T @ f)  # F^T F = V diag(s) V^T
-    s = np.clip(s, 0.0, None)
-    projected = v.T @ (f.T @ one_hot_targets(labels))  # V^T F^T y for every class at once
+    targets = one_hot_targets(labels)
+    s, projected = feature_spectrum(f, targets)
+    zero_eigenvalues = d - len(s)  # F^T F's eigenvalues beyond the n of F F^T, when examples are fewer
     evidences = []
     for c in range(projected.shape[1]):
-        y = (labels == c).astype(np.float64)
+        p, y_norm = projected[:, c], float(targets[:, c].sum())  # p = V^T F^T y; |y|^2 for a 0/1 target
         alpha, beta = 1.0, 1.0
         for _ in range(max_iterations):
             gamma = (beta * s / (alpha + beta * s)).sum()
-            m = v @ (beta * projected[:, c] / (alpha + beta * s))
-            alpha_term = float(m @ m)
-            residual = float(((y - f @ m) ** 2).sum())
+            alpha_term, residual = posterior_terms(alpha, beta, s, p, y_norm)
             new_alpha = gamma / max(alpha_term, 1e-12)
             new_beta = (n - gamma) / max(residual, 1e-12)
             converged = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 0.01
             alpha, beta = new_alpha, new_beta
             if converged:
                 break
-        m = v @ (beta * projected[:, c] / (alpha + beta * s))
-        alpha_term = float(m @ m)
-        residual = float(((y - f @ m) ** 2).sum())
+        alpha_term, residual = posterior_terms(alpha, beta, s, p, y_norm)
         evidence = (
             d / 2 * np.log(alpha)
             + n / 2 * np.log(beta)
-            - 0.5 * np.log(alpha + beta * s).sum()
+            - 0.5 * (np.log(alpha + beta * s).sum() + zero_eigenvalues * np.log(alpha))
             - beta / 2 * residual
             - alpha / 2 * alpha_term
             - n / 2 * np.log(2 * np.pi)
         )
         evidences.append(evidence / n)
     return float(np.mean(evidences))
+
+
+def posterior_terms(alpha: float, beta: float, s: np.ndarray, p: np.ndarray, y_norm: float) -> tuple[float, float]:
+    """|m|^2 and |y - F m|^2 for LogME's posterior mean m = V w, w = beta p / (alpha + beta s), from the
+    spectrum alone: |m|^2 = |w|^2 and |y - F m|^2 = |y|^2 - 2 p.w + sum(s w^2)."""
+    w = beta * p / (alpha + beta * s)
+    return float(w @ w), max(y_norm - 2 * float(p @ w) + float((s * w * w).sum()), 0.0)
+
+
+def feature_spectrum(f: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalues s of F^T F (its non-zero ones, when examples are fewer than dimensions) and each
+    target projected on its eigenvectors, V^T F^T y. With fewer examples than dimensions (the few-shot
+    case) they come from the n x n Gram matrix F F^T = U diag(s) U^T instead, since V^T F^T y =
+    sqrt(s) U^T y: 544 images of a 1,280-dimensional model take 0.1 s there against 0.8 s for F^T F."""
+    n, d = f.shape
+    if n >= d:
+        s, v = np.linalg.eigh(f.T @ f)
+        return np.clip(s, 0.0, None), v.T @ (f.T @ targets)
+    s, u = np.linalg.eigh(f @ f.T)
+    s = np.clip(s, 0.0, None)
+    return s, np.sqrt(s)[:, None] * (u.T @ targets)
 
 
 def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -93,18 +110,39 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     always better: rethinking transferability metrics", ICLR 2023 (plain covariance is singular when
     examples are fewer than dimensions, the usual few-shot case).
     """
-    from scipy.linalg import solve
-    from sklearn.covariance import ledoit_wolf
+    from sklearn.covariance import ledoit_wolf_shrinkage
 
     f = np.asarray(features, dtype=np.float64)
     f = f - f.mean(axis=0)
-    # The function, not the estimator: LedoitWolf().fit also inverts the d x d matrix (1 s at d = 1280).
-    covariance, _ = ledoit_wolf(f, assume_centered=True)
     classes, counts = np.unique(labels, return_counts=True)
     means = np.stack([f[labels == c].mean(axis=0) for c in classes])
     # cov(E[f|y]) = sum_c n_c mu_c mu_c^T / n, so the trace needs one solve per class, not an inverse.
-    solved = solve(covariance, means.T, assume_a="pos")
+    solved = solve_shrunk_covariance(f, ledoit_wolf_shrinkage(f, assume_centered=True), means.T)
     return float((counts * (means.T * solved).sum(axis=0)).sum() / len(f))
+
+
+def solve_shrunk_covariance(f: np.ndarray, shrinkage: float, rhs: np.ndarray) -> np.ndarray:
+    """Solve C x = rhs for sklearn's Ledoit-Wolf covariance of the centred features f (n x d),
+    C = (1 - shrinkage) F^T F / n + shrinkage * mu * I with mu = tr(F^T F / n) / d.
+
+    With fewer examples than dimensions C is a scaled identity plus a rank-n term, so the Woodbury
+    identity solves it through the n x n Gram matrix: C^-1 = (I - F^T (a/b I + F F^T)^-1 F) / a for
+    a = shrinkage * mu, b = (1 - shrinkage) / n. Written here because sklearn only offers the d x d
+    matrix (1 s to solve at d = 1,280 on two cores; 0.1 s this way for 544 examples)."""
+    from scipy.linalg import solve
+
+    n, d = f.shape
+    mu = float((f * f).sum()) / (n * d)
+    a, b = shrinkage * mu, (1.0 - shrinkage) / n
+    if n >= d or a <= 0.0:
+        covariance = b * (f.T @ f)
+        covariance.flat[:: d + 1] += a
+        return solve(covariance, rhs, assume_a="pos")
+    if b <= 0.0:
+        return rhs / a
+    gram = f @ f.T
+    gram.flat[:: n + 1] += a / b
+    return (rhs - f.T @ solve(gram, f @ rhs, assume_a="pos")) / a
 
 
 def knn_loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
