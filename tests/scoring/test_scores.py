@@ -129,23 +129,24 @@ def test_leep_by_hand():
     assert leep(np.eye(2)[labels], labels) == pytest.approx(0.0, abs=1e-9)
 
 
+def h_score_by_definition(features: np.ndarray, labels: np.ndarray) -> float:
+    """tr(cov(f)^-1 cov(E[f|y])) with sklearn's Ledoit-Wolf estimator, inverted outright."""
+    centred = features - features.mean(axis=0)
+    means = np.stack([centred[labels == c].mean(axis=0) for c in labels])  # each example's class mean
+    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
+    return float(np.trace(np.linalg.inv(covariance) @ (means.T @ means / len(labels))))
+
+
 def test_h_score_matches_its_definition(tasks):
     labels, noise, separable = tasks
-    centred = separable - separable.mean(axis=0)
-    means = np.stack([centred[labels == c].mean(axis=0) for c in labels])
-    expected = np.trace(np.linalg.inv(LedoitWolf().fit(centred).covariance_) @ (means.T @ means / len(labels)))
-    assert h_score(separable, labels) == pytest.approx(expected, rel=1e-6)
+    assert h_score(separable, labels) == pytest.approx(h_score_by_definition(separable, labels), rel=1e-6)
     assert h_score(separable, labels) > 5 * h_score(noise, labels)
 
 
 def test_h_score_with_fewer_examples_than_dimensions_matches_its_definition(wide_tasks):
     labels, noise, separable = wide_tasks
     for features in (noise, separable):
-        centred = features - features.mean(axis=0)
-        means = np.stack([centred[labels == c].mean(axis=0) for c in labels])
-        covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
-        expected = np.trace(np.linalg.inv(covariance) @ (means.T @ means / len(labels)))
-        assert h_score(features, labels) == pytest.approx(expected, rel=1e-6)
+        assert h_score(features, labels) == pytest.approx(h_score_by_definition(features, labels), rel=1e-6)
     assert h_score(separable, labels) > h_score(noise, labels)
 
 
