@@ -61,3 +61,16 @@ def test_json_helpers(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(RunDirError, match="corrupt"):
         read_json(tmp_path / "bad.json")
+
+
+def test_written_files_and_folders_take_the_users_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        write_json(tmp_path / "v.json", {})
+        out = write_run_dir(tmp_path / "run", fill_with({"x.txt": "1"}), {})
+    finally:
+        os.umask(previous)
+    # not the private 0600 / 0700 of the temporary file and folder they were written as
+    assert (tmp_path / "v.json").stat().st_mode & 0o777 == 0o640
+    assert out.stat().st_mode & 0o777 == 0o750
+    assert (out / "transferopt-run.json").stat().st_mode & 0o777 == 0o640

@@ -20,10 +20,19 @@ def is_run_dir(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
+def permissions_as_created(base: int) -> int:
+    """The mode `open` or `mkdir` would give under the user's umask (read here, as os offers no getter)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return base & ~umask
+
+
 def write_json(path: Path, value: Any) -> None:
     """Write JSON atomically (temporary file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp makes its file private (0600); the renamed file is the user's and reads as any other they write.
+    os.fchmod(handle, permissions_as_created(0o666))
     with os.fdopen(handle, "w") as stream:
         json.dump(value, stream, indent=2, sort_keys=True, default=str)
         stream.write("\n")
@@ -55,6 +64,7 @@ def write_run_dir(destination: Path, fill: Callable[[Path], None], marker: dict[
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.tmp-"))
     try:
+        staging.chmod(permissions_as_created(0o777))  # mkdtemp's folder is private (0700); the run is not
         fill(staging)
         write_json(staging / MARKER, marker)
         if destination.exists():
