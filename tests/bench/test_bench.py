@@ -238,6 +238,23 @@ def test_only_runs_the_named_data_sets_and_tables_every_record(tmp_path, colour_
         assert result.exit_code == 2 and result.output.startswith("error: --only needs data set names")
 
 
+def test_systems_runs_the_named_systems_only(tmp_path, colour_folder, plugins):
+    suite = write_suite(tmp_path / "s.yaml", colour_folder, systems=["linear-probe", "naive-fine-tune"])
+    out = tmp_path / "results" / "tiny"
+    result = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(out), "--systems", "linear-probe"])
+    assert result.exit_code == 0, result.output
+    ran = sorted(p.name for p in (out / "records").iterdir())
+    assert ran == ["colours__2shot__linear-probe__seed0.json", "colours__full__linear-probe__seed0.json"]
+    unknown = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--systems", "linear-probe,fastai"])
+    assert unknown.exit_code == 2
+    expected = "error: --systems: no system 'fastai' in suite 'tiny' (it has linear-probe, naive-fine-tune)"
+    assert unknown.output.strip() == expected
+    for wrong in (["--systems", " , "], ["--systems", "scratch", "--table-only"]):
+        result = runner.invoke(app, ["bench", str(suite), "--out", str(out), *wrong])
+        assert result.exit_code == 2 and result.output.startswith("error: --systems needs system names")
+    assert sorted(p.name for p in (out / "records").iterdir()) == ran
+
+
 def test_the_table_keeps_every_seed_on_disk_and_says_when_a_budget_changed(tmp_path, colour_folder, caplog):
     from transferopt.bench.runner import record_name
 

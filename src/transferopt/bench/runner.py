@@ -104,6 +104,18 @@ def selected(suite: Suite, only: list[str] | None) -> Suite:
     return dataclasses.replace(suite, datasets=[d for d in suite.datasets if d.name in only])
 
 
+def systems_to_run(suite: Suite, root: Path, systems: list[str] | None) -> set[str]:
+    """The suite's systems named in `systems` (all by default): a pair of systems a target compares can be
+    measured side by side first, the others later."""
+    known = list(dict.fromkeys(job["system"] for job in jobs(suite, root, seeds=1)))
+    if not systems:
+        return set(known)
+    if unknown := [name for name in systems if name not in known]:
+        missing = ", ".join(map(repr, unknown))
+        raise ConfigError(f"--systems: no system {missing} in suite {suite.name!r} (it has {', '.join(known)})")
+    return set(systems)
+
+
 def run_suite(
     suite: Suite,
     root: Path,
@@ -111,10 +123,11 @@ def run_suite(
     seeds: int | None = None,
     only: list[str] | None = None,
     run: bool = True,
+    systems: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the jobs of the data sets in `only` (all by default) that have no record yet (none when `run`
-    is false); return every record on disk of the suite's data sets, shots and systems, whatever seeds
-    they hold, so a partial run still tables the whole suite."""
+    """Run the jobs of the data sets in `only` and the systems in `systems` (all by default) that have no
+    record yet (none when `run` is false); return every record on disk of the suite's data sets, shots and
+    systems, whatever seeds they hold, so a partial run still tables the whole suite."""
     to_run = selected(suite, only)
     if run:
         check_data(to_run, root)
@@ -122,12 +135,13 @@ def run_suite(
     records_dir.mkdir(parents=True, exist_ok=True)
     planned = jobs(suite, root, seeds or suite.seeds)
     names = {d.name for d in to_run.datasets} if run else set()
+    running = systems_to_run(suite, root, systems)
     for number, job in enumerate(planned, 1):
         path = records_dir / record_name(job["dataset"], job["shots"], job["system"], job["seed"])
         if path.is_file():
             warn_if_budget_changed(path, job)
             continue
-        if job["dataset"] not in names:
+        if job["dataset"] not in names or job["system"] not in running:
             continue
         log.info("[%d/%d] %s, %s shots, seed %d: %s", number, len(planned), job["dataset"],
                  job["shots"] or "all", job["seed"], job["system"])  # fmt: skip

@@ -207,6 +207,7 @@ def bench(
     seeds: int = typer.Option(None, "--seeds", help="seeds per configuration (default: the suite's)"),
     out: Path = typer.Option(None, "--out", help="results folder (default: benchmarks/results/<suite>)"),
     only: str = typer.Option(None, "--only", help="comma-separated data sets to run now (the table keeps the rest)"),
+    systems: str = typer.Option(None, "--systems", help="comma-separated systems to run now (default: all)"),
     table_only: bool = typer.Option(False, "--table-only", help="run nothing: rewrite the table and plots"),
 ) -> None:
     """Run transferopt, the fixed baselines and the peers of SUITE on the same splits; write the table."""
@@ -222,8 +223,13 @@ def bench(
     out = out or Path("benchmarks/results") / spec.name
     if only is not None and (table_only or not comma_separated(only)):
         raise ConfigError("--only needs data set names, and runs them: it does not go with --table-only")
-    records = run_suite(spec, data_root, out, seeds, only=comma_separated(only) or None, run=not table_only)
-    # What a reader runs to reproduce the whole table (not this call's --only or --table-only).
+    if systems is not None and (table_only or not comma_separated(systems)):
+        raise ConfigError("--systems needs system names, and runs them: it does not go with --table-only")
+    records = run_suite(
+        spec, data_root, out, seeds, only=comma_separated(only) or None, run=not table_only,
+        systems=comma_separated(systems) or None,
+    )  # fmt: skip
+    # What a reader runs to reproduce the whole table (not this call's --only, --systems or --table-only).
     reproduce = ["transferopt", "bench", str(suite), "--data-root", str(data_root)]
     reproduce += ["--seeds", str(seeds)] if seeds is not None else []
     reproduce += ["--out", str(out)] if explicit_out else []
