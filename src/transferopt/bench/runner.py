@@ -104,10 +104,10 @@ def selected(suite: Suite, only: list[str] | None) -> Suite:
     return dataclasses.replace(suite, datasets=[d for d in suite.datasets if d.name in only])
 
 
-def systems_to_run(suite: Suite, root: Path, systems: list[str] | None) -> set[str]:
-    """The suite's systems named in `systems` (all by default): a pair of systems a target compares can be
-    measured side by side first, the others later."""
-    known = list(dict.fromkeys(job["system"] for job in jobs(suite, root, seeds=1)))
+def systems_to_run(suite: Suite, planned: list[dict[str, Any]], systems: list[str] | None) -> set[str]:
+    """The planned jobs' systems named in `systems` (all by default): a pair of systems a target compares
+    can be measured side by side first, the others later."""
+    known = list(dict.fromkeys(job["system"] for job in planned))
     if not systems:
         return set(known)
     if unknown := [name for name in systems if name not in known]:
@@ -135,7 +135,7 @@ def run_suite(
     records_dir.mkdir(parents=True, exist_ok=True)
     planned = jobs(suite, root, seeds or suite.seeds)
     names = {d.name for d in to_run.datasets} if run else set()
-    running = systems_to_run(suite, root, systems)
+    running = systems_to_run(suite, planned, systems)
     for number, job in enumerate(planned, 1):
         path = records_dir / record_name(job["dataset"], job["shots"], job["system"], job["seed"])
         if path.is_file():
