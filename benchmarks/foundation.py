@@ -94,6 +94,12 @@ RUNS = [
         "lp-ft",
         settings={"epochs": 4, "lr": 1e-4, "patience": 2, "unlabeled": REST_OF_TRAIN, "self_training_rounds": 2},
     ),
+    # A third round, as optimize allows: validation still rose in round 2 (0.8675 -> 0.8740).
+    Run(
+        "banking77-10shot",
+        "lp-ft",
+        settings={"epochs": 4, "lr": 1e-4, "patience": 2, "unlabeled": REST_OF_TRAIN, "self_training_rounds": 3},
+    ),
     Run("pneumoniamnist", "linear-probe"),
     # Does loss weighting against the training prior (74% pneumonia; 62.5% in test) move the threshold?
     Run("pneumoniamnist", "linear-probe", settings={"class_weight": "balanced"}),
@@ -121,6 +127,17 @@ RUNS = [
     # leave the pretrained weights in place, and augmentation is what lifted test accuracy for full
     # fine-tuning and LP-FT above.
     Run("pneumoniamnist", "lora", settings={"epochs": 10, "patience": 3, "augment": True}),
+    # The three best on val AUC above lie within 0.0014 of each other, while seeds alone move the augmented full
+    # fine-tune's val AUC by 0.014: each is run with two more seeds, and the strategy is chosen on its mean.
+    *[
+        Run(r.task, r.strategy, r.options, {**r.settings, "seed": s})
+        for r in (
+            Run("pneumoniamnist", "lp-ft", {"then": "partial", "then_options": {"k": 6}}, {"epochs": 10, "lr": 5e-5}),
+            Run("pneumoniamnist", "lora", settings={"epochs": 10, "patience": 3, "augment": True}),
+            Run("pneumoniamnist", "lp-ft", {"then": "full"}, {"epochs": 8, "lr": 1e-4, "patience": 3, "augment": True}),
+        )
+        for s in (1, 2)
+    ],
 ]
 
 
@@ -216,6 +233,22 @@ def best(records: list[dict], task: str, split: str, key: str = "accuracy") -> d
     return max((r for r in records if r["task"] == task), key=lambda r: r[split][key])
 
 
+def mean_over_seeds(records: list[dict], task: str, seeds: int = 3) -> dict[str, list[dict]]:
+    """The task's runs that were repeated with `seeds` seeds, under the label of the seed-0 run (the default
+    seed, so its record names none)."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if r["task"] == task:
+            settings = {k: v for k, v in r["settings"].items() if k != "seed"}
+            key = json.dumps([r["strategy"], r["options"], settings], sort_keys=True)
+            groups.setdefault(key, []).append(r)
+    return {
+        next((r["label"] for r in runs if "seed" not in r["settings"]), runs[0]["label"]): runs
+        for runs in groups.values()
+        if len(runs) >= seeds
+    }
+
+
 def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Task], path: Path) -> None:
     lines = [
         "# Foundation benchmark: every fixed strategy, side by side",
@@ -244,6 +277,12 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "pseudo-labelled) decides whether it is kept; a second round repeats this with the kept model.",
         "Measured (2026-12-02): validation accuracy 0.8455 with the labelled sentences only (this run's first,",
         "4-epoch model), 0.8675 after round 1 (5,077 pseudo-labelled) and 0.8740 after round 2 (both kept).",
+        "The row allowing a third round (2026-12-03) is the same recipe run again: round 1 reached validation",
+        "0.8701 (test 0.8831) and round 2 fell to 0.8610, so it was not kept and no third round ran. The two",
+        "runs differ from round 1 on, although seeded (0.8675 against 0.8701): the same teacher's probabilities",
+        "differ in the 7th digit between the runs (the 60% cut fell at confidence 0.87915963 and 0.87915951; CPU",
+        "float sums are not bit-identical run to run), enough to change a few pseudo-labels and the students.",
+        "Chosen on validation, the two-round run (test 0.8792) is the one that counts.",
         "",
     ]
     for name, task in task_map.items():
@@ -345,6 +384,16 @@ def acceptance_lines(records: list[dict], timing: dict | None) -> list[str]:
             0.88,
         )
         add(f"pneumoniamnist, selecting on val accuracy instead: test AUC ({top['label']})", top["test"]["auc"], 0.95)
+        if seeded := mean_over_seeds(records, "pneumoniamnist"):
+            label, runs = max(seeded.items(), key=lambda item: statistics.mean(r["val"]["auc"] for r in item[1]))
+            chosen = f"{label}, mean val AUC {statistics.mean(r['val']['auc'] for r in runs):.4f}"
+            for key, target in (("accuracy", 0.88), ("auc", 0.95)):
+                add(
+                    f"pneumoniamnist, the strategy chosen on mean val AUC over {len(runs)} seeds: mean test "
+                    f"{'ACC' if key == 'accuracy' else 'AUC'} ({chosen})",
+                    statistics.mean(r["test"][key] for r in runs),
+                    target,
+                )
     if timing:
         add(
             f"linear-probe time / one forward pass over {timing['images']} hymenoptera images "
