@@ -100,6 +100,12 @@ RUNS = [
         "lp-ft",
         settings={"epochs": 4, "lr": 1e-4, "patience": 2, "unlabeled": REST_OF_TRAIN, "self_training_rounds": 3},
     ),
+    # A larger pseudo-labelled share in one round: the 60% cut fell at confidence 0.88, and round 1 gained the most.
+    Run(
+        "banking77-10shot",
+        "lp-ft",
+        settings={"epochs": 4, "lr": 1e-4, "patience": 2, "unlabeled": REST_OF_TRAIN, "pseudo_label_share": 0.8},
+    ),
     Run("pneumoniamnist", "linear-probe"),
     # Does loss weighting against the training prior (74% pneumonia; 62.5% in test) move the threshold?
     Run("pneumoniamnist", "linear-probe", settings={"class_weight": "balanced"}),
@@ -285,6 +291,8 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "runs differ from round 1 on, although seeded (0.8675 against 0.8701): the same teacher's probabilities",
         "differ in the 7th digit between the runs (the 60% cut fell at confidence 0.87915963 and 0.87915951: a",
         "day apart, on a fresh machine, float sums came out differently), enough to move a few pseudo-labels.",
+        "Pseudo-labelling 80% of the pool instead of 60% (one round, 6,769 sentences, the cut at confidence",
+        "0.65) gave validation 0.8701 and test 0.8786: no better than 60%.",
         "Chosen on validation, the two-round run (test 0.8792) is the one that counts.",
         "",
     ]
