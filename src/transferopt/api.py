@@ -334,7 +334,8 @@ def self_train(
         index, labels = confident_pseudo_labels(probs, config.pseudo_label_share)
         student_task = with_pseudo_labels(task, pool, index, labels)
         strategy = make_strategy(config.strategy, config.strategy_options)  # a fresh one: strategies keep state
-        student, student_outcome = train_once(config, student_task, strategy, cache, hooks)
+        student, student_outcome = train_once(student_config(config), student_task, strategy, cache, hooks)
+        student.config = config  # a kept student's run reproduces with the run's settings, teacher's epochs too
         score = validation_score(student, student_outcome)
         kept = is_better(score, best_score, config.metric)
         lowest_confidence = float(probs[index].max(axis=1).min())
@@ -347,6 +348,15 @@ def self_train(
         last_round_s = time.perf_counter() - round_started
     record["kept_rounds"] = sum(r["kept"] for r in record["rounds"])
     return teacher, outcome, record
+
+
+def student_config(config: FitConfig) -> FitConfig:
+    """A student's training settings: the run's, with `self_training_epochs` when given. A student sees the
+    pseudo-labelled pool besides the labelled examples (often ten times as many), so it needs fewer passes
+    than a teacher trained on a few shots."""
+    if config.self_training_epochs is None:
+        return config
+    return config.replace(epochs=config.self_training_epochs)
 
 
 def validation_score(transfer: Transfer, outcome: RunOutcome) -> float:

@@ -88,6 +88,10 @@ class FitConfig:
     pseudo_label_share: float = field(
         default=0.6, metadata={"help": "share of the unlabelled pool, most confident first, given pseudo-labels"}
     )
+    self_training_epochs: int | None = field(
+        default=None,
+        metadata={"help": "epochs each self-training student trains (default: --epochs, the teacher's)"},
+    )
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -126,6 +130,10 @@ class FitConfig:
             (
                 0.0 < self.pseudo_label_share <= 1.0,
                 f"--pseudo-label-share must be in (0, 1], got {self.pseudo_label_share}",
+            ),
+            (
+                self.self_training_epochs is None or self.self_training_epochs >= 1,
+                f"--self-training-epochs must be >= 1, got {self.self_training_epochs}",
             ),
             (valid_device(self.device), f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]

@@ -92,6 +92,33 @@ def test_kept_students_teach_the_next_round_until_one_does_not_improve(colour_fo
     assert "self-training: 15 pseudo-labelled example(s) added to 24 labelled" in result.metrics["notes"]
 
 
+def test_students_train_for_the_self_training_epochs_and_the_run_keeps_its_own(colour_folder, colour_pool, monkeypatch):
+    epochs_trained = []
+    original = api.train_once
+
+    def recording(config, task, strategy, cache, hooks):
+        transfer, outcome = original(config, task, strategy, cache, hooks)
+        epochs_trained.append((config.epochs, len(outcome.history.epochs)))
+        return transfer, outcome
+
+    monkeypatch.setattr(transferopt.api, "train_once", recording)
+    monkeypatch.setattr(transferopt.api, "validation_score", lambda transfer, outcome: len(epochs_trained))
+    result = transferopt.fit(
+        str(colour_folder),
+        "tiny-effnet",
+        "bitfit",
+        epochs=3,
+        patience=5,
+        unlabeled=str(colour_pool),
+        self_training_epochs=1,
+    )
+    assert epochs_trained == [(3, 3), (1, 1)]  # the teacher's 3 epochs, then the student's 1
+    assert result.metrics["self_training"]["kept_rounds"] == 1 and len(result.history) == 1
+    assert result.config.epochs == 3 and result.config.self_training_epochs == 1  # reproduces the whole run
+    with pytest.raises(ConfigError, match="--self-training-epochs must be >= 1, got 0"):
+        transferopt.FitConfig(data="d", model="m", self_training_epochs=0)
+
+
 def test_image_arrays_take_unlabelled_files_and_text_needs_a_text_pool(tmp_path, intents_dir, tiny_bert_name):
     data = helpers.write_npz(tmp_path / "data.npz")
     pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=2)

@@ -147,6 +147,8 @@ def test_fit_command_keeps_the_self_training_settings():
     config = transferopt.FitConfig(data="d", model="m", unlabeled="pool.csv", self_training_rounds=2).to_dict()
     command = fit_command(config)
     assert "--unlabeled pool.csv --self-training-rounds 2" in command and "--pseudo-label-share" not in command
+    students = transferopt.FitConfig(data="d", model="m", unlabeled="pool.csv", self_training_epochs=4).to_dict()
+    assert "--self-training-epochs 4" in fit_command(students)
 
 
 def chromium() -> str | None:

@@ -67,6 +67,9 @@ def fit(
     pseudo_label_share: float = typer.Option(
         0.6, "--pseudo-label-share", help="share of the unlabelled data, most confident first, to pseudo-label"
     ),
+    self_training_epochs: int = typer.Option(
+        None, "--self-training-epochs", help="epochs each self-training student trains (default: --epochs)"
+    ),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
@@ -103,6 +106,7 @@ def fit(
         unlabeled=unlabeled,
         self_training_rounds=self_training_rounds,
         pseudo_label_share=pseudo_label_share,
+        self_training_epochs=self_training_epochs,
         device=device,
     )
     result = run_fit(config=config, out=out, hooks=[epoch_printer])

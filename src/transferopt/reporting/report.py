@@ -376,6 +376,7 @@ FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
     "augment", "flip", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
     "label_col", "audio_col", "pretrained", "unlabeled", "self_training_rounds", "pseudo_label_share",
+    "self_training_epochs",
 )  # fmt: skip
 
 
