@@ -22,6 +22,7 @@ from pools import write_unlabeled_rest
 
 import transferopt
 from transferopt.data import load_task_data
+from transferopt.engine.self_training import confident_pseudo_labels
 
 RESULTS = Path(__file__).parent / "results"
 SHARES = (0.4, 0.6, 0.8)
@@ -37,10 +38,9 @@ def true_labels(data: str, texts: list[str]) -> np.ndarray:
     return np.array([names[t] for t in texts])
 
 
-def most_confident(probs: np.ndarray, share: float, per_class: bool) -> np.ndarray:
+def most_confident_per_class(probs: np.ndarray, share: float) -> np.ndarray:
+    """The class-balanced alternative to transferopt's rule: the top `share` within each predicted class."""
     confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
-    if not per_class:
-        return np.argsort(-confidence, kind="stable")[: int(round(share * len(probs)))]
     keep = []
     for label in np.unique(predicted):
         members = np.flatnonzero(predicted == label)
@@ -55,7 +55,7 @@ def teacher_row(data: str, texts: list[str], truth: np.ndarray, epochs: int, pat
     predicted = np.array(result.classes)[probs.argmax(axis=1)]
     cells = [f"LP-FT {epochs} epochs", f"{result.metrics['val']['accuracy']:.4f}", f"{(predicted == truth).mean():.3f}"]
     for share in SHARES:
-        across, within = most_confident(probs, share, False), most_confident(probs, share, True)
+        across, within = confident_pseudo_labels(probs, share)[0], most_confident_per_class(probs, share)
         per_class = np.bincount(probs[across].argmax(axis=1), minlength=probs.shape[1])
         cells += [
             f"{(predicted[across] == truth[across]).mean():.3f} ({per_class.min()}-{per_class.max()})",
