@@ -13,14 +13,13 @@ Writes `benchmarks/results/oracle_students.md`. About 25 minutes on a 2-core CPU
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pools import write_unlabeled_rest
-from pseudo_labels import true_labels
+from pseudo_labels import banking77_from_arguments, markdown_table, true_labels, write_result
 
 from transferopt import FitConfig
 from transferopt.api import train_once, unlabeled_pool, validation_score
@@ -30,13 +29,12 @@ from transferopt.engine import FeatureCache
 from transferopt.engine.self_training import confident_pseudo_labels, with_pseudo_labels
 from transferopt.strategies import make_strategy
 
-RESULTS = Path(__file__).parent / "results"
 SHARE = 0.6
 
 
 def fitted(config: FitConfig, task, cache: FeatureCache):
-    transfer, outcome = train_once(config, task, make_strategy("lp-ft", {}), cache, None)
-    return transfer, outcome
+    """A new LP-FT model trained on `task` (the teacher on the shots, a student on shots plus pool sentences)."""
+    return train_once(config, task, make_strategy(config.strategy, config.strategy_options), cache, None)
 
 
 def scores(transfer, outcome, task) -> list[str]:
@@ -47,10 +45,7 @@ def scores(transfer, outcome, task) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    args = parser.parse_args()
-    data = str(Path(args.data_root) / "banking77")
+    data = banking77_from_arguments(__doc__)
     with tempfile.TemporaryDirectory() as folder:
         pool_path = write_unlabeled_rest("banking77", data, 10, 0, Path(folder) / "pool.csv")
         texts = pd.read_csv(pool_path)["text"].astype(str).tolist()
@@ -83,8 +78,14 @@ def main() -> int:
         right = f"{(labels == truth[index]).mean():.3f}"
         rows.append([name, f"{len(index):,}", right, *scores(student, student_outcome, task)])
         print(" | ".join(rows[-1]), flush=True)
-    header = ["students' extra training data", "pool sentences", "labels right", "val accuracy", "test accuracy"]
-    header.append("best epoch")
+    header = [
+        "students' extra training data",
+        "pool sentences",
+        "labels right",
+        "val accuracy",
+        "test accuracy",
+        "best epoch",
+    ]
     lines = [
         "# Oracle students: banking77, 10 shots per class, minilm-l6, LP-FT 4 epochs",
         "",
@@ -94,13 +95,10 @@ def main() -> int:
         "it on validation). The same confident 60% with the teacher's pseudo-labels is self-training's first "
         "round: val 0.8701, test 0.8831 (`benchmarks/results/foundation.md`, the row allowing three rounds).",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *["| " + " | ".join(row) + " |" for row in rows],
+        *markdown_table(header, rows),
         "",
     ]
-    (RESULTS / "oracle_students.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result("oracle_students.md", lines)
     return 0
 
 

@@ -38,6 +38,23 @@ def true_labels(data: str, texts: list[str]) -> np.ndarray:
     return np.array([names[t] for t in texts])
 
 
+def banking77_from_arguments(doc: str) -> str:
+    """The banking77 folder under `--data-root` (these banking77 checks share their command line)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    return str(Path(parser.parse_args().data_root) / "banking77")
+
+
+def write_result(name: str, lines: list[str]) -> None:
+    (RESULTS / name).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a GitHub-flavoured markdown table (the oracle-students check writes its table with it too)."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
+
+
 def most_confident_per_class(probs: np.ndarray, share: float) -> np.ndarray:
     """The class-balanced alternative to transferopt's rule: the top `share` within each predicted class."""
     confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
@@ -65,10 +82,7 @@ def teacher_row(data: str, texts: list[str], truth: np.ndarray, epochs: int, pat
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    args = parser.parse_args()
-    data = str(Path(args.data_root) / "banking77")
+    data = banking77_from_arguments(__doc__)
     with tempfile.TemporaryDirectory() as folder:
         pool = write_unlabeled_rest("banking77", data, 10, 0, Path(folder) / "pool.csv")
         texts = pd.read_csv(pool)["text"].astype(str).tolist()
@@ -85,13 +99,10 @@ def main() -> int:
         'most confident N% of the pool), with the fewest and most pseudo-labels any class gets; "per class" '
         "keeps the top N% within each predicted class instead.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *["| " + " | ".join(row) + " |" for row in rows],
+        *markdown_table(header, rows),
         "",
     ]
-    (RESULTS / "pseudo_labels.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result("pseudo_labels.md", lines)
     return 0
 
 
