@@ -39,12 +39,14 @@ def optimize(
     unlabeled: str | None = None,
     self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS,
     pseudo_label_share: float = 0.6,
+    pseudo_label_share_step: float = 0.0,
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
     With `unlabeled` (inputs of the task's kind without labels), the winner is then self-trained on them
-    within the same budget. `flip=False` keeps augmented images unflipped (digits, text, left-right
-    anatomy). `transferopt.load(out)` gives the best model back."""
+    within the same budget (`pseudo_label_share_step` grows the pseudo-labelled share each round).
+    `flip=False` keeps augmented images unflipped (digits, text, left-right anatomy). `transferopt.load(out)`
+    gives the best model back."""
     from .search import OptimizeSettings, parse_budget
     from .search import optimize as _optimize
 
@@ -64,6 +66,7 @@ def optimize(
         unlabeled=None if unlabeled is None else str(unlabeled),
         self_training_rounds=self_training_rounds,
         pseudo_label_share=pseudo_label_share,
+        pseudo_label_share_step=pseudo_label_share_step,
     )
     return _optimize(settings, resume=resume)
 

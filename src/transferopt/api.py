@@ -312,8 +312,9 @@ def self_train(
 ) -> tuple[Transfer, RunOutcome, dict[str, Any]]:
     """Rounds of pseudo-labelling the unlabelled pool with the best model so far and training a student on
     the labelled plus pseudo-labelled data; a student is kept only when its validation metric beats its
-    teacher's, and the rounds stop at the first one that is not. `round_fits(last round's seconds, None
-    before the first)` says whether another round fits in the time left (optimize's budget)."""
+    teacher's, and the rounds stop at the first one that is not. `round_fits(expected seconds: the last
+    round's, scaled to the coming round's training-set size; None before the first)` says whether another
+    round fits in the time left (optimize's budget)."""
     config, task = teacher.config, teacher.data
     pool_split = Split(pool, np.zeros(len(pool), dtype=np.int64))
     best_score = validation_score(teacher, outcome)
@@ -323,15 +324,19 @@ def self_train(
         "teacher_val": best_score,
         "rounds": [],
     }
+    if config.pseudo_label_share_step:
+        record["share_step"] = config.pseudo_label_share_step
     last_round_s: float | None = None
     for round_number in range(1, config.self_training_rounds + 1):
-        if round_fits is not None and not round_fits(last_round_s):
+        expected_s = last_round_s and last_round_s * growth(config, round_number, len(task.train), len(pool))
+        if round_fits is not None and not round_fits(expected_s):
             record["stopped"] = f"round {round_number} would not fit in the time left"
             break
         round_started = time.perf_counter()
         log.info("self-training round %d: pseudo-labelling %d unlabelled example(s)", round_number, len(pool))
         probs = teacher.probabilities(pool_split, outcome.prefix, "unlabelled")
-        index, labels = confident_pseudo_labels(probs, config.pseudo_label_share)
+        share = round_share(config, round_number)
+        index, labels = confident_pseudo_labels(probs, share)
         student_task = with_pseudo_labels(task, pool, index, labels)
         strategy = make_strategy(config.strategy, config.strategy_options)  # a fresh one: strategies keep state
         student, student_outcome = train_once(student_config(config), student_task, strategy, cache, hooks)
@@ -340,7 +345,13 @@ def self_train(
         kept = is_better(score, best_score, config.metric)
         lowest_confidence = float(probs[index].max(axis=1).min())
         record["rounds"].append(
-            {"pseudo_labelled": len(index), "min_confidence": lowest_confidence, "val": score, "kept": kept}
+            {
+                "share": share,
+                "pseudo_labelled": len(index),
+                "min_confidence": lowest_confidence,
+                "val": score,
+                "kept": kept,
+            }
         )
         if not kept:
             break
@@ -348,6 +359,24 @@ def self_train(
         last_round_s = time.perf_counter() - round_started
     record["kept_rounds"] = sum(r["kept"] for r in record["rounds"])
     return teacher, outcome, record
+
+
+def round_share(config: FitConfig, round_number: int) -> float:
+    """The share of the pool pseudo-labelled in a round (1-based). With a step the share grows each round
+    (curriculum labelling, Cascante-Bonilla et al., AAAI 2021): the teacher's most confident sentences are
+    the easy, redundant part of the pool (benchmarks/oracle_students.md), so each better student labels a
+    larger, harder share for the next."""
+    share = config.pseudo_label_share + (round_number - 1) * config.pseudo_label_share_step
+    return min(1.0, round(share, 6))  # 0.2 + 0.4 is 0.6, not 0.6000000000000001, in the record
+
+
+def growth(config: FitConfig, round_number: int, n_train: int, n_pool: int) -> float:
+    """How many times as many examples round `round_number`'s student trains on as the last round's did."""
+
+    def examples(number: int) -> float:
+        return n_train + round_share(config, number) * n_pool
+
+    return examples(round_number) / examples(round_number - 1)
 
 
 def student_config(config: FitConfig) -> FitConfig:

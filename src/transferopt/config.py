@@ -88,6 +88,10 @@ class FitConfig:
     pseudo_label_share: float = field(
         default=0.6, metadata={"help": "share of the unlabelled pool, most confident first, given pseudo-labels"}
     )
+    pseudo_label_share_step: float = field(
+        default=0.0,
+        metadata={"help": "added to the pseudo-labelled share each round, up to the whole pool (a curriculum)"},
+    )
     self_training_epochs: int | None = field(
         default=None,
         metadata={"help": "epochs each self-training student trains (default: --epochs, the teacher's)"},
@@ -130,6 +134,10 @@ class FitConfig:
             (
                 0.0 < self.pseudo_label_share <= 1.0,
                 f"--pseudo-label-share must be in (0, 1], got {self.pseudo_label_share}",
+            ),
+            (
+                0.0 <= self.pseudo_label_share_step <= 1.0,
+                f"--pseudo-label-share-step must be in [0, 1], got {self.pseudo_label_share_step}",
             ),
             (
                 self.self_training_epochs is None or self.self_training_epochs >= 1,

@@ -311,10 +311,14 @@ def test_evaluate_with_data_of_the_wrong_modality(tmp_path, cli_run):
 
 def test_fit_with_unlabelled_images_reports_the_self_training(tmp_path, colour_folder):
     pool = helpers.write_colour_images(tmp_path / "pool", layout="flat", per_class=2)
-    result = fit(colour_folder, "tiny-effnet", tmp_path / "out", "--unlabeled", pool, "--pseudo-label-share", "0.5")
+    result = fit(
+        colour_folder, "tiny-effnet", tmp_path / "out", "--unlabeled", pool, "--pseudo-label-share", "0.5",
+        "--pseudo-label-share-step", "0.25",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     printed = " ".join(result.stdout.split())  # rich wraps long lines
     assert "self-training on 6 unlabelled example(s): labelled only: val accuracy 1.0000; round 1: 3" in printed
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["pseudo_label_share_step"] == 0.25
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["self_training"]["rounds"][0]["kept"] is False
 
 
@@ -338,6 +342,7 @@ def test_optimize_self_trains_its_winner_on_unlabelled_images(tmp_path, colour_f
     result = invoke(
         "optimize", "--data", colour_folder, "--candidates", "tiny-effnet", "--budget", "40s", "--max-trials", "1",
         "--out", out, "--unlabeled", pool, "--self-training-rounds", "2", "--pseudo-label-share", "0.5", "--no-flip",
+        "--pseudo-label-share-step", "0.5",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     printed = " ".join(result.stdout.split())
@@ -349,6 +354,8 @@ def test_optimize_self_trains_its_winner_on_unlabelled_images(tmp_path, colour_f
         2,
         0.5,
     )
+    assert settings["pseudo_label_share_step"] == 0.5
+    assert "--pseudo-label-share 0.5 --pseudo-label-share-step 0.5" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -357,6 +364,7 @@ def test_optimize_self_trains_its_winner_on_unlabelled_images(tmp_path, colour_f
         (["--unlabeled", "nowhere"], "unlabelled data path does not exist"),
         (["--unlabeled", "POOL", "--self-training-rounds", "0"], "--self-training-rounds must be >= 1"),
         (["--unlabeled", "POOL", "--pseudo-label-share", "1.5"], "--pseudo-label-share must be in (0, 1]"),
+        (["--unlabeled", "POOL", "--pseudo-label-share-step", "2"], "--pseudo-label-share-step must be in [0, 1]"),
     ],
 )
 def test_optimize_unlabelled_data_errors(tmp_path, colour_folder, extra, fragment):

@@ -12,6 +12,7 @@ from transferopt.data import Split, TaskData, TextInputs
 from transferopt.engine.run import Transfer
 from transferopt.engine.self_training import confident_pseudo_labels, with_pseudo_labels
 from transferopt.errors import ConfigError, DataError
+from transferopt.reporting.wording import describe_self_training
 
 
 def test_the_most_confident_share_keeps_its_predicted_labels():
@@ -56,8 +57,8 @@ def test_a_student_that_does_not_beat_its_teacher_is_dropped(colour_folder, colo
     # The colours are separable: the teacher is perfect on val, so the student cannot beat it.
     assert record["teacher_val"] == 1.0 and record["unlabeled"] == 15 and record["share"] == 0.6
     assert record["rounds"] == [
-        {"pseudo_labelled": 9, "min_confidence": pytest.approx(record["rounds"][0]["min_confidence"]), "val": 1.0,
-         "kept": False}
+        {"share": 0.6, "pseudo_labelled": 9, "min_confidence": pytest.approx(record["rounds"][0]["min_confidence"]),
+         "val": 1.0, "kept": False}
     ]  # fmt: skip
     assert record["kept_rounds"] == 0
     assert trained_on == [24, 24 + 9]  # teacher, then one student on labelled + 9 pseudo-labelled images
@@ -90,6 +91,46 @@ def test_kept_students_teach_the_next_round_until_one_does_not_improve(colour_fo
     assert teachers == [24, 24 + 15, 24 + 15]  # round 2 pseudo-labels with round 1's student
     assert sum(result.data_summary["counts"]["train"].values()) == 24 + 15
     assert "self-training: 15 pseudo-labelled example(s) added to 24 labelled" in result.metrics["notes"]
+
+
+def test_a_curriculum_pseudo_labels_a_larger_share_each_round_up_to_the_whole_pool():
+    config = transferopt.FitConfig(data="d", model="m", pseudo_label_share=0.6, pseudo_label_share_step=0.2)
+    assert [api.round_share(config, n) for n in (1, 2, 3, 4)] == pytest.approx([0.6, 0.8, 1.0, 1.0])
+    assert api.round_share(config.replace(pseudo_label_share_step=0.0), 3) == 0.6  # no step: the same share
+    # Round 2's student sees 100 labelled + 80% of a 1,000 pool where round 1's saw 100 + 60%: the time a
+    # budget expects for it grows with that.
+    assert api.growth(config, 2, 100, 1000) == pytest.approx(900 / 700)
+    assert api.growth(config, 4, 100, 1000) == 1.0
+    with pytest.raises(ConfigError, match=r"--pseudo-label-share-step must be in \[0, 1\], got 1.5"):
+        transferopt.FitConfig(data="d", model="m", pseudo_label_share_step=1.5)
+
+
+def test_each_round_of_a_curriculum_trains_on_its_own_share(colour_folder, colour_pool, monkeypatch):
+    trained_on = []
+    original = api.train_once
+
+    def recording(config, task, strategy, cache, hooks):
+        trained_on.append(len(task.train))
+        return original(config, task, strategy, cache, hooks)
+
+    monkeypatch.setattr(transferopt.api, "train_once", recording)
+    scores = iter([0.5, 0.6, 0.7, 0.8])  # every student beats its teacher
+    monkeypatch.setattr(transferopt.api, "validation_score", lambda transfer, outcome: next(scores))
+    result = transferopt.fit(
+        str(colour_folder),
+        "tiny-effnet",
+        "linear-probe",
+        unlabeled=str(colour_pool),
+        self_training_rounds=3,
+        pseudo_label_share=0.2,
+        pseudo_label_share_step=0.4,
+    )
+    record = result.metrics["self_training"]
+    assert [(r["share"], r["pseudo_labelled"]) for r in record["rounds"]] == [(0.2, 3), (0.6, 9), (1.0, 15)]
+    assert trained_on == [24, 24 + 3, 24 + 9, 24 + 15] and record["share_step"] == 0.4
+    line = describe_self_training(record, "accuracy")
+    assert "round 2: 9 pseudo-labelled (60% of the pool), val accuracy 0.7000 (kept)" in line
+    assert "of the pool" not in describe_self_training({**record, "share_step": 0}, "accuracy")  # one share
 
 
 def test_students_train_for_the_self_training_epochs_and_the_run_keeps_its_own(colour_folder, colour_pool, monkeypatch):

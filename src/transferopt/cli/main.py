@@ -67,6 +67,9 @@ def fit(
     pseudo_label_share: float = typer.Option(
         0.6, "--pseudo-label-share", help="share of the unlabelled data, most confident first, to pseudo-label"
     ),
+    pseudo_label_share_step: float = typer.Option(
+        0.0, "--pseudo-label-share-step", help="added to the share each round, up to all of it (a curriculum)"
+    ),
     self_training_epochs: int = typer.Option(
         None, "--self-training-epochs", help="epochs each self-training student trains (default: --epochs)"
     ),
@@ -106,6 +109,7 @@ def fit(
         unlabeled=unlabeled,
         self_training_rounds=self_training_rounds,
         pseudo_label_share=pseudo_label_share,
+        pseudo_label_share_step=pseudo_label_share_step,
         self_training_epochs=self_training_epochs,
         device=device,
     )
@@ -177,6 +181,9 @@ def optimize(
     pseudo_label_share: float = typer.Option(
         0.6, "--pseudo-label-share", help="share of the unlabelled pool pseudo-labelled each round (most confident)"
     ),
+    pseudo_label_share_step: float = typer.Option(
+        0.0, "--pseudo-label-share-step", help="added to the share each round, up to the whole pool (a curriculum)"
+    ),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from .. import optimize as run_optimize
@@ -197,6 +204,7 @@ def optimize(
         unlabeled=unlabeled,
         self_training_rounds=self_training_rounds,
         pseudo_label_share=pseudo_label_share,
+        pseudo_label_share_step=pseudo_label_share_step,
     )
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")

@@ -367,6 +367,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
     if settings.get("unlabeled"):
         args += ["--unlabeled", settings["unlabeled"], "--self-training-rounds", str(settings["self_training_rounds"])]
         args += ["--pseudo-label-share", f"{settings['pseudo_label_share']:g}"]
+        if settings.get("pseudo_label_share_step"):
+            args += ["--pseudo-label-share-step", f"{settings['pseudo_label_share_step']:g}"]
     args += ["--out", settings["out"]]
     return shlex.join(args)
 
@@ -376,7 +378,7 @@ FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
     "augment", "flip", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
     "label_col", "audio_col", "pretrained", "unlabeled", "self_training_rounds", "pseudo_label_share",
-    "self_training_epochs",
+    "pseudo_label_share_step", "self_training_epochs",
 )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ def describe_self_training(record: dict[str, Any], metric: str) -> str:
     pool = f"{used:,} unlabelled example(s)" if used == given else f"a random {used:,} of {given:,} unlabelled examples"
     steps = [f"labelled only: val {metric} {record['teacher_val']:.4f}"]
     steps += [
-        f"round {i}: {r['pseudo_labelled']:,} pseudo-labelled, val {metric} {r['val']:.4f} "
+        f"round {i}: {r['pseudo_labelled']:,} pseudo-labelled{share_of_pool(record, r)}, val {metric} {r['val']:.4f} "
         f"({'kept' if r['kept'] else 'not kept'})"
         for i, r in enumerate(record["rounds"], start=1)
     ]
@@ -24,6 +24,11 @@ def describe_self_training(record: dict[str, Any], metric: str) -> str:
     kept = record["kept_rounds"]
     outcome = f"the model kept is round {kept}'s student" if kept else "the model kept is the labelled-only one"
     return f"self-training on {pool}: " + "; ".join(steps) + f" — {outcome}"
+
+
+def share_of_pool(record: dict[str, Any], round_record: dict[str, Any]) -> str:
+    """ " (80% of the pool)" when the share grows round by round (a curriculum), else nothing."""
+    return f" ({round_record['share']:.0%} of the pool)" if record.get("share_step") else ""
 
 
 #: The rule of the searches that recorded none (before 2026-12-02): the best two by LogME, one standard error.

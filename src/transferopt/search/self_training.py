@@ -113,6 +113,7 @@ def self_train_winner(
         unlabeled=student_settings.unlabeled,
         self_training_rounds=student_settings.self_training_rounds,
         pseudo_label_share=share,
+        pseudo_label_share_step=student_settings.pseudo_label_share_step,
     )
     # The winner alone is scored on the test split, afterwards (as after any search).
     search_task = dataclasses.replace(task, test=None)
@@ -120,8 +121,8 @@ def self_train_winner(
     winner.model.to(teacher.device)
     outcome = RunOutcome(prefix=winner.metrics["frozen_prefix"], history=None, head_fit=None, timing={})
 
-    def round_fits(last_round_s: float | None) -> bool:
-        expected = last_round_s or student_seconds(teacher_s, n_train, len(usable), share, label_s)
+    def round_fits(expected_s: float | None) -> bool:
+        expected = expected_s or student_seconds(teacher_s, n_train, len(usable), share, label_s)
         return budget.remaining_s - reserve >= expected
 
     hooks = [stop_before_budget_ends(budget, reserve)]

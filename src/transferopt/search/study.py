@@ -103,6 +103,7 @@ class OptimizeSettings:
     unlabeled: str | None = None
     self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS
     pseudo_label_share: float = 0.6
+    pseudo_label_share_step: float = 0.0
 
     def base_config(self) -> FitConfig:
         return FitConfig(
@@ -144,6 +145,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             unlabeled=settings.unlabeled,
             self_training_rounds=settings.self_training_rounds,
             pseudo_label_share=settings.pseudo_label_share,
+            pseudo_label_share_step=settings.pseudo_label_share_step,
         )
         pool = unlabeled_pool(student_settings, task)
     if resume:
