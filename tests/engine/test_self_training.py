@@ -41,15 +41,21 @@ def colour_pool(tmp_path_factory):
     return helpers.write_colour_images(tmp_path_factory.mktemp("pool"), layout="flat", per_class=5, seed=7)
 
 
-def test_a_student_that_does_not_beat_its_teacher_is_dropped(colour_folder, colour_pool, monkeypatch):
-    trained_on = []
+@pytest.fixture
+def trained_on(monkeypatch):
+    """The training-set size of every model `fit` trains, teacher first, in order."""
+    sizes = []
     original = api.train_once
 
     def recording(config, task, strategy, cache, hooks):
-        trained_on.append(len(task.train))
+        sizes.append(len(task.train))
         return original(config, task, strategy, cache, hooks)
 
     monkeypatch.setattr(transferopt.api, "train_once", recording)
+    return sizes
+
+
+def test_a_student_that_does_not_beat_its_teacher_is_dropped(colour_folder, colour_pool, trained_on):
     result = transferopt.fit(
         str(colour_folder), "tiny-effnet", "linear-probe", unlabeled=str(colour_pool), self_training_rounds=3
     )
@@ -105,15 +111,7 @@ def test_a_curriculum_pseudo_labels_a_larger_share_each_round_up_to_the_whole_po
         transferopt.FitConfig(data="d", model="m", pseudo_label_share_step=1.5)
 
 
-def test_each_round_of_a_curriculum_trains_on_its_own_share(colour_folder, colour_pool, monkeypatch):
-    trained_on = []
-    original = api.train_once
-
-    def recording(config, task, strategy, cache, hooks):
-        trained_on.append(len(task.train))
-        return original(config, task, strategy, cache, hooks)
-
-    monkeypatch.setattr(transferopt.api, "train_once", recording)
+def test_each_round_of_a_curriculum_trains_on_its_own_share(colour_folder, colour_pool, trained_on, monkeypatch):
     scores = iter([0.5, 0.6, 0.7, 0.8])  # every student beats its teacher
     monkeypatch.setattr(transferopt.api, "validation_score", lambda transfer, outcome: next(scores))
     result = transferopt.fit(
