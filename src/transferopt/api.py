@@ -364,7 +364,7 @@ def self_train(
 def round_share(config: FitConfig, round_number: int) -> float:
     """The share of the pool pseudo-labelled in a round (1-based). With a step the share grows each round
     (curriculum labelling, Cascante-Bonilla et al., AAAI 2021): the teacher's most confident sentences are
-    the easy, redundant part of the pool (benchmarks/oracle_students.md), so each better student labels a
+    the easy, redundant part of the pool (benchmarks/results/oracle_students.md), so each better student labels a
     larger, harder share for the next."""
     share = config.pseudo_label_share + (round_number - 1) * config.pseudo_label_share_step
     return min(1.0, round(share, 6))  # 0.2 + 0.4 is 0.6, not 0.6000000000000001, in the record
