@@ -15,23 +15,32 @@ Writes `benchmarks/results/curriculum.md`. About 10 minutes on a 2-core CPU.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
-from pseudo_labels import markdown_table, write_result
+from pseudo_labels import data_root_from_arguments, markdown_table, write_result
 
 import transferopt
 
 STEPS = (0.0, 0.2)
 SHOTS = 10
-#: (label, strategy, options, seeds): the head alone on fixed features, then a student that fine-tunes the
-#: top six blocks (pneumoniamnist's LP-FT recipe in foundation.py, 6 epochs); that one is ~10 min a seed.
+
+
+class Student(NamedTuple):
+    label: str
+    strategy: str
+    options: dict[str, Any]
+    seeds: tuple[int, ...]
+
+
+#: The head alone on fixed features, then a student that fine-tunes the top six blocks (pneumoniamnist's
+#: LP-FT recipe in foundation.py, 6 epochs); that one is ~10 min a seed.
 STUDENTS = (
-    ("linear probe", "linear-probe", {}, (0, 1, 2)),
-    (
+    Student("linear probe", "linear-probe", {}, (0, 1, 2)),
+    Student(
         "LP-FT, top 6 blocks",
         "lp-ft",
         {"strategy_options": {"then": "partial", "then_options": {"k": 6}}, "epochs": 6, "lr": 5e-5, "patience": 2},
@@ -47,13 +56,12 @@ def write_pool(data: Path, path: Path) -> str:
     return str(path)
 
 
-def run_row(data: Path, pool: str, student: tuple, seed: int, step: float) -> tuple[list[str], dict[str, float]]:
-    label, strategy, options, _ = student
+def run_row(data: Path, pool: str, student: Student, seed: int, step: float) -> tuple[list[str], dict[str, float]]:
     result = transferopt.fit(
         str(data),
         "efficientnet_lite0",
-        strategy,
-        **options,
+        student.strategy,
+        **student.options,
         shots=SHOTS,
         seed=seed,
         unlabeled=pool,
@@ -68,7 +76,7 @@ def run_row(data: Path, pool: str, student: tuple, seed: int, step: float) -> tu
         "auc": metrics["test"]["auc"],
     }
     row = [
-        label,
+        student.label,
         str(seed),
         f"{step:g}",
         f"{record['teacher_val']:.4f}",
@@ -80,9 +88,7 @@ def run_row(data: Path, pool: str, student: tuple, seed: int, step: float) -> tu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    data = Path(parser.parse_args().data_root) / "pneumoniamnist" / "pneumoniamnist.npz"
+    data = data_root_from_arguments(__doc__) / "pneumoniamnist" / "pneumoniamnist.npz"
     started = time.perf_counter()
     rows, means = [], {}
     with tempfile.TemporaryDirectory() as folder:
@@ -90,13 +96,13 @@ def main() -> int:
         for student in STUDENTS:
             for step in STEPS:
                 figures = []
-                for seed in student[3]:
+                for seed in student.seeds:
                     row, figure = run_row(data, pool, student, seed, step)
                     rows.append(row)
                     figures.append(figure)
                     print(" | ".join(row), flush=True)
                 if len(figures) > 1:
-                    means[student[0], step] = {
+                    means[student.label, step] = {
                         k: float(np.mean([f[k] for f in figures])) for k in ("val", "acc", "auc")
                     }
     for (label, step), mean in means.items():

@@ -38,11 +38,16 @@ def true_labels(data: str, texts: list[str]) -> np.ndarray:
     return np.array([names[t] for t in texts])
 
 
-def banking77_from_arguments(doc: str) -> str:
-    """The banking77 folder under `--data-root` (these banking77 checks share their command line)."""
+def data_root_from_arguments(doc: str) -> Path:
+    """`--data-root`, the one option of these self-training checks (default: the shared datasets folder)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    return str(Path(parser.parse_args().data_root) / "banking77")
+    return Path(parser.parse_args().data_root)
+
+
+def banking77_from_arguments(doc: str) -> str:
+    """The banking77 folder under `--data-root` (these banking77 checks share their command line)."""
+    return str(data_root_from_arguments(doc) / "banking77")
 
 
 def write_result(name: str, lines: list[str]) -> None:

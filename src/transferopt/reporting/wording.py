@@ -27,7 +27,8 @@ def describe_self_training(record: dict[str, Any], metric: str) -> str:
 
 
 def share_of_pool(record: dict[str, Any], round_record: dict[str, Any]) -> str:
-    """ " (80% of the pool)" when the share grows round by round (a curriculum), else nothing."""
+    """The round's share in words, e.g. " (80% of the pool)", when the share grows round by round (a
+    curriculum); nothing when every round labels the same share."""
     return f" ({round_record['share']:.0%} of the pool)" if record.get("share_step") else ""
 
 
