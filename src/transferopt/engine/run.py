@@ -115,7 +115,9 @@ class Transfer:
         return split.labels
 
     def batches(self, split: Split, prefix: int, label: str) -> CachedBatches:
-        return CachedBatches(self.states(split, prefix, label), self.targets(split), self.config.batch_size)
+        states = self.states(split, prefix, label)
+        lengths = self.model.backbone.state_lengths(states)
+        return CachedBatches(states, self.targets(split), self.config.batch_size, lengths)
 
     def run(self, strategy: Strategy, hooks: list[EpochHook] | None = None) -> RunOutcome:
         config, data, model = self.config, self.data, self.model

@@ -38,21 +38,46 @@ def to_device(state: State, device: torch.device) -> State:
 
 
 class Batches:
-    """Mini-batches of (state, labels) in a fixed or seeded-shuffled order."""
+    """Mini-batches of (state, labels) in a fixed or seeded-shuffled order.
 
-    def __init__(self, labels: np.ndarray, batch_size: int) -> None:
+    With `lengths` (tokens per example, for text) a training epoch groups examples of similar length into
+    a batch, and inference runs shortest first: a batch pads to its longest example, and banking77's random
+    batches of 32 carried 2.9 times the real tokens (1.07 grouped)."""
+
+    def __init__(self, labels: np.ndarray, batch_size: int, lengths: np.ndarray | None = None) -> None:
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.batch_size = batch_size
+        self.lengths = lengths
 
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
-    def iterate(
-        self, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[State, torch.Tensor]]:
+    def training_order(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A seeded shuffle; with lengths, transformers' length grouping (`group_by_length` of its Trainer),
+        whose batches then come in a shuffled order: within a mega-batch it sorts them longest first, and
+        lengths can follow the classes."""
         n = len(self.labels)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
+        if self.lengths is None:
+            return torch.randperm(n, generator=generator)
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        grouped = get_length_grouped_indices(self.lengths.tolist(), self.batch_size, generator=generator)
+        batches = list(torch.split(torch.as_tensor(grouped), self.batch_size))
+        return torch.cat([batches[i] for i in torch.randperm(len(batches), generator=generator)])
+
+    def inference_order(self) -> torch.Tensor:
+        """Shortest first with lengths (stable), else the data's order; `in_data_order` undoes it."""
+        if self.lengths is None:
+            return torch.arange(len(self.labels))
+        return torch.as_tensor(np.argsort(self.lengths, kind="stable"))
+
+    def iterate(
+        self, shuffle: bool = False, generator: torch.Generator | None = None, order: torch.Tensor | None = None
+    ) -> Iterator[tuple[State, torch.Tensor]]:
+        """Batches in the training order (`shuffle`), in `order`, or in the data's order."""
+        if order is None:
+            order = self.training_order(generator) if shuffle else torch.arange(len(self.labels))
+        for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.state_for(index), self.labels[index]
 
@@ -60,11 +85,18 @@ class Batches:
         raise NotImplementedError
 
 
+def in_data_order(rows: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Rows computed in `order` (row i belongs to example order[i]) put back in the data's order."""
+    restored = torch.empty_like(rows)
+    restored[order] = rows
+    return restored
+
+
 class CachedBatches(Batches):
     """Batches drawn from precomputed states (the frozen prefix ran once)."""
 
-    def __init__(self, states: State, labels: np.ndarray, batch_size: int) -> None:
-        super().__init__(labels, batch_size)
+    def __init__(self, states: State, labels: np.ndarray, batch_size: int, lengths: np.ndarray | None = None) -> None:
+        super().__init__(labels, batch_size, lengths)
         self.states = states
 
     def state_for(self, index: torch.Tensor) -> State:
@@ -91,6 +123,10 @@ class RawBatches(Batches):
         self.prefix = prefix
         self.augment = augment
         self.device = device
+
+    def inference_order(self) -> torch.Tensor:
+        order = self.backbone.inference_order(self.split.inputs)  # raw text: shortest first, as the cache does
+        return super().inference_order() if order is None else torch.as_tensor(order)
 
     def state_for(self, index: torch.Tensor) -> State:
         state = to_device(self.backbone.prepare(self.split.inputs, index.tolist(), train=self.augment), self.device)

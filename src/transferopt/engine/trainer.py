@@ -16,6 +16,7 @@ from ..models.base import TransferModel
 from .metrics import classification_metrics, score
 from .param_groups import build_param_groups
 from .progress import progress_bar
+from .states import in_data_order
 
 
 @dataclass
@@ -100,11 +101,12 @@ def check_all_trainable_grouped(model: TransferModel) -> None:
 def predict_probabilities(model: TransferModel, batches, prefix: int, device: torch.device) -> np.ndarray:
     model.eval()
     outputs = []
+    order = batches.inference_order()
     with torch.no_grad(), autocast(device):
-        for state, _ in batches.iterate(shuffle=False):
+        for state, _ in batches.iterate(order=order):
             state = {k: v.to(device) for k, v in state.items()}
             outputs.append(torch.softmax(model(state, start=prefix).float(), dim=-1).cpu())
-    return torch.cat(outputs).numpy()
+    return in_data_order(torch.cat(outputs), order).numpy()
 
 
 def check_points(batches: int, checks_per_epoch: int) -> set[int]:

@@ -74,6 +74,11 @@ class Backbone(nn.Module, ABC):
         compute), or None to keep the data's order."""
         return None
 
+    def state_lengths(self, state: State) -> np.ndarray | None:
+        """Each example's length in a batched state when batches pad to their longest (text), so training
+        can group similar lengths; None when every example has the same size."""
+        return None
+
     @abstractmethod
     def run_groups(self, state: State, start: int, stop: int) -> State:
         """Run layer groups [start, stop) on a state."""

@@ -105,6 +105,10 @@ class HFTextBackbone(Backbone):
             sort_keys=True,
         )
 
+    def state_lengths(self, state: State) -> np.ndarray | None:
+        mask = state.get("attention_mask", state.get("mask"))
+        return None if mask is None else mask.sum(dim=1).numpy()
+
     # -- computation --------------------------------------------------------------------------
     def run_groups(self, state: State, start: int, stop: int) -> State:
         state = trim_padding(state)
