@@ -20,7 +20,7 @@ from .data.unlabeled import read_unlabeled
 from .engine import FeatureCache, Transfer, classification_metrics
 from .engine.metrics import LOWER_IS_BETTER
 from .engine.run import RunOutcome
-from .engine.self_training import confident_pseudo_labels, with_pseudo_labels
+from .engine.self_training import confident_pseudo_labels, unlabelled_split, with_pseudo_labels
 from .engine.states import RawBatches
 from .engine.trainer import EpochHook, predict_probabilities
 from .engine.transcription import transcribe_batches, transcription_metrics
@@ -316,7 +316,7 @@ def self_train(
     round's, scaled to the coming round's training-set size; None before the first)` says whether another
     round fits in the time left (optimize's budget)."""
     config, task = teacher.config, teacher.data
-    pool_split = Split(pool, np.zeros(len(pool), dtype=np.int64))
+    pool_split = unlabelled_split(pool)
     best_score = validation_score(teacher, outcome)
     record: dict[str, Any] = {
         "unlabeled": len(pool),

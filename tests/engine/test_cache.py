@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -214,3 +216,53 @@ def test_text_features_are_computed_in_batches_of_similar_length(tmp_path, tiny_
     assert [n for batch in lengths for n in batch] == sorted(len(t) for t in split.inputs.texts)
     with torch.no_grad():  # and the rows come back in the data's order
         assert torch.allclose(features[5], bert.features(prepare(split.inputs, [5]))[0], atol=1e-5)
+
+
+def test_a_split_made_of_parts_is_assembled_from_their_cached_states(tmp_path, tiny_bert_name, intents_dir):
+    from transferopt.engine.self_training import unlabelled_split, with_pseudo_labels
+
+    task = load_task_data(str(intents_dir))
+    bert = resolve_backbone(tiny_bert_name).eval()
+    cache = FeatureCache(tmp_path)
+    pool = task.test.inputs
+    for prefix in (1, bert.num_groups):
+        cache.states(bert, "w", task.train, prefix, 4, CPU)
+        cache.states(bert, "w", unlabelled_split(pool), prefix, 4, CPU)
+    misses = cache.stats.misses
+    index = np.array([5, 0, 3])
+    student = with_pseudo_labels(task, pool, index, np.array([1, 0, 1])).train
+    direct = FeatureCache(None, use_disk=False)
+    for prefix in (1, bert.num_groups):
+        assembled = cache.states(bert, "w", student, prefix, 4, CPU)
+        assert len(next(iter(assembled.values()))) == len(task.train) + 3
+        with torch.no_grad():
+            ours = bert.features(assembled, start=prefix)
+            reference = bert.features(
+                direct.states(bert, "w", dataclasses.replace(student, parts=None), prefix, 4, CPU), start=prefix
+            )
+        assert torch.allclose(ours, reference, atol=1e-5)
+    assert cache.stats.misses == misses  # no example ran through the network again
+
+
+def test_deeper_states_continue_from_a_shallower_prefix_in_memory(tmp_path, tiny_bert_name, intents_dir):
+    task = load_task_data(str(intents_dir))
+    bert = resolve_backbone(tiny_bert_name).eval()
+    cache = FeatureCache(tmp_path)
+    cache.states(bert, "w", task.train, 1, 4, CPU)
+    deeper = cache.states(bert, "w", task.train, bert.num_groups, 4, CPU)
+    assert cache.stats.continued == 1 and cache.stats.misses == 2
+    reference = FeatureCache(None, use_disk=False).states(bert, "w", task.train, bert.num_groups, 4, CPU)
+    assert torch.allclose(deeper["features"], reference["features"], atol=1e-5)
+    # Other weights share nothing: computed from the inputs.
+    cache.states(bert, "other", task.train, bert.num_groups, 4, CPU)
+    assert cache.stats.continued == 1
+
+
+def test_image_states_continue_from_a_shallower_prefix(tmp_path, task, backbone):
+    backbone.eval()
+    cache = FeatureCache(tmp_path)
+    states(cache, backbone, task.train, 2)
+    deeper = states(cache, backbone, task.train, backbone.num_groups)
+    assert cache.stats.continued == 1
+    reference = states(FeatureCache(None, use_disk=False), backbone, task.train, backbone.num_groups)
+    assert torch.allclose(deeper["features"], reference["features"], atol=1e-5)

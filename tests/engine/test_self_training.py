@@ -9,6 +9,7 @@ import transferopt
 import transferopt.api as api
 from tests import helpers
 from transferopt.data import Split, TaskData, TextInputs
+from transferopt.engine import FeatureCache
 from transferopt.engine.run import Transfer
 from transferopt.engine.self_training import confident_pseudo_labels, with_pseudo_labels
 from transferopt.errors import ConfigError, DataError
@@ -179,3 +180,32 @@ def test_a_bad_unlabelled_path_fails_before_any_training(colour_folder, tmp_path
     monkeypatch.setattr(api, "train_once", never)
     with pytest.raises(DataError, match="unlabelled data path does not exist"):
         transferopt.fit(str(colour_folder), "tiny-effnet", "linear-probe", unlabeled=str(tmp_path / "nowhere"))
+
+
+def test_the_pool_runs_through_the_frozen_layers_once_and_students_reuse_it(
+    tmp_path, intents_dir, tiny_bert_name, monkeypatch
+):
+    import transferopt.engine.cache as cache_module
+
+    pool = helpers.write_table(tmp_path / "pool.csv", [{"text": r["text"]} for r in helpers.intent_rows(range(6, 10))])
+    computed = []  # (examples, groups) of every pass that starts from the raw inputs
+    original = cache_module.compute_prefix_states
+
+    def recording(backbone, split, prefix, batch_size, device, label=""):
+        computed.append((len(split), prefix))
+        return original(backbone, split, prefix, batch_size, device, label)
+
+    monkeypatch.setattr(cache_module, "compute_prefix_states", recording)
+    cache = FeatureCache(tmp_path / "cache")
+    result = transferopt.fit(
+        str(intents_dir), tiny_bert_name, "lp-ft", strategy_options={"then": "partial", "then_options": {"k": 1}},
+        max_length=16, epochs=1, unlabeled=str(pool), self_training_rounds=2, pseudo_label_share=0.5,
+        pseudo_label_share_step=0.5, cache=cache,
+    )  # fmt: skip
+    assert result.metrics["self_training"]["rounds"][0]["pseudo_labelled"] == 6
+    prefix = result.metrics["frozen_prefix"]  # all but the last group
+    # The pool (12 texts) ran from its inputs once, up to the frozen prefix, to be labelled; the students'
+    # head fit continued it by one group, and their training states were assembled from the cached parts.
+    assert [shape for shape in computed if shape[0] == 12] == [(12, prefix)]
+    assert not [shape for shape in computed if shape[0] > 18]  # no student split (18 + pseudo) ran from inputs
+    assert cache.stats.continued >= 1

@@ -193,6 +193,10 @@ class Split:
     inputs: Inputs
     labels: np.ndarray
     transcripts: list[str] | None = None
+    #: When this split's examples are rows of other splits, concatenated (self-training's labelled plus
+    #: pseudo-labelled examples): (split, row indices) for each, so cached states of those splits assemble
+    #: this one's without another forward pass.
+    parts: tuple[tuple[Split, np.ndarray], ...] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class CacheStats:
     hits_memory: int = 0
     hits_disk: int = 0
     misses: int = 0
+    #: Misses computed from a shallower prefix already in memory (only the remaining groups ran).
+    continued: int = 0
     compute_s: float = 0.0
     keys: list[str] = field(default_factory=list)
 
@@ -82,6 +85,16 @@ class FeatureCache:
         device: torch.device,
         label: str = "",
     ) -> State:
+        if split.parts:
+            # Not kept: assembling from the parts is a copy, and keeping it would hold every round's copy.
+            return concat_states(
+                [
+                    slice_state(
+                        self.states(backbone, weights, part, prefix, batch_size, device, label), torch.as_tensor(rows)
+                    )
+                    for part, rows in split.parts
+                ]
+            )
         key = self.key(backbone, weights, split, prefix)
         self.stats.keys.append(key)
         if key in self.memory:
@@ -98,28 +111,79 @@ class FeatureCache:
                 path.unlink(missing_ok=True)
         self.stats.misses += 1
         start = time.perf_counter()
-        states = compute_prefix_states(backbone, split, prefix, batch_size, device, label)
+        shallower = self.deepest_in_memory(backbone, weights, split, prefix)
+        if shallower is not None:
+            # The same frozen groups already ran up to `depth`: run only the rest (a student's head fit on
+            # the pool's full features, after pseudo-labelling cached its prefix states).
+            depth, earlier = shallower
+            states = continue_prefix_states(backbone, earlier, depth, prefix, batch_size, device, label)
+            self.stats.continued += 1
+        else:
+            states = compute_prefix_states(backbone, split, prefix, batch_size, device, label)
         self.stats.compute_s += time.perf_counter() - start
         self.memory[key] = states
         if self.use_disk and sum(t.numel() * t.element_size() for t in states.values()) <= MAX_DISK_BYTES:
             write_atomically(path, states)
         return states
 
+    def deepest_in_memory(
+        self, backbone: Backbone, weights: str, split: Split, prefix: int
+    ) -> tuple[int, State] | None:
+        """The deepest prefix below `prefix` whose states for `split` are in memory, with them (not 0: those
+        are the prepared inputs, no work saved)."""
+        for depth in sorted((b for b in backbone.cache_boundaries() if 0 < b < prefix), reverse=True):
+            key = self.key(backbone, weights, split, depth)
+            if key in self.memory:
+                return depth, self.memory[key]
+        return None
+
 
 def compute_prefix_states(
     backbone: Backbone, split: Split, prefix: int, batch_size: int, device: torch.device, label: str = ""
 ) -> State:
+    def prepared(index: list[int]) -> State:
+        return backbone.prepare(split.inputs, index, train=False)
+
+    order = backbone.inference_order(split.inputs)
+    return run_in_batches(backbone, prepared, len(split), order, (0, prefix), batch_size, device, label)
+
+
+def continue_prefix_states(
+    backbone: Backbone, states: State, start: int, stop: int, batch_size: int, device: torch.device, label: str = ""
+) -> State:
+    """Run groups [start, stop) on states that ran up to `start`."""
+
+    def rows(index: list[int]) -> State:
+        return slice_state(states, torch.as_tensor(index))
+
+    lengths = backbone.state_lengths(states)
+    order = None if lengths is None else np.argsort(lengths, kind="stable")
+    count = len(next(iter(states.values())))
+    return run_in_batches(backbone, rows, count, order, (start, stop), batch_size, device, label)
+
+
+def run_in_batches(
+    backbone: Backbone,
+    batch_at: Callable[[list[int]], State],
+    count: int,
+    order: np.ndarray | None,
+    groups: tuple[int, int],
+    batch_size: int,
+    device: torch.device,
+    label: str,
+) -> State:
+    """Groups [start, stop) over `count` examples in batches (in `order`: similar lengths together), in eval
+    mode and without gradients; pooled when they run to the end. Returned in the data's order."""
+    start, stop = groups
     was_training = backbone.training
     backbone.eval()
     parts = []
-    order = backbone.inference_order(split.inputs)
-    positions = np.arange(len(split)) if order is None else order
-    with torch.no_grad(), progress_bar(f"features {label}".strip(), total=len(split)) as advance:
-        for start in range(0, len(split), batch_size):
-            index = positions[start : start + batch_size].tolist()
-            state = to_device(backbone.prepare(split.inputs, index, train=False), device)
-            state = backbone.run_groups(state, 0, prefix)
-            if prefix == backbone.num_groups:
+    positions = np.arange(count) if order is None else order
+    with torch.no_grad(), progress_bar(f"features {label}".strip(), total=count) as advance:
+        for first in range(0, count, batch_size):
+            index = positions[first : first + batch_size].tolist()
+            state = backbone.run_groups(to_device(batch_at(index), device), start, stop)
+            if stop == backbone.num_groups:
                 # Nothing downstream but pooling: store the pooled vector, far smaller than the map.
                 state = {"features": backbone.pool(state)}
             parts.append({k: v.detach().cpu().contiguous() for k, v in state.items()})

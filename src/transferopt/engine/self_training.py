@@ -22,9 +22,17 @@ def confident_pseudo_labels(probs: np.ndarray, share: float) -> tuple[np.ndarray
     return keep, probs[keep].argmax(axis=1)
 
 
+def unlabelled_split(pool: Inputs) -> Split:
+    """The pool as a split (labels all 0, unused): the same inputs give the same cache key every round."""
+    return Split(pool, np.zeros(len(pool), dtype=np.int64))
+
+
 def with_pseudo_labels(task: TaskData, pool: Inputs, index: np.ndarray, labels: np.ndarray) -> TaskData:
-    """The task with pseudo-labelled pool examples appended to its training split; val and test unchanged."""
+    """The task with pseudo-labelled pool examples appended to its training split; val and test unchanged.
+    The new split names its parts, so the student's frozen-prefix states are assembled from the labelled
+    split's and the pool's (computed once, when the pool was first labelled)."""
     extra = pool.subset(index)
-    train = Split(concat_inputs(task.train.inputs, extra), np.concatenate([task.train.labels, labels]))
+    parts = ((task.train, np.arange(len(task.train))), (unlabelled_split(pool), np.asarray(index)))
+    train = Split(concat_inputs(task.train.inputs, extra), np.concatenate([task.train.labels, labels]), parts=parts)
     note = f"self-training: {len(index)} pseudo-labelled example(s) added to {len(task.train)} labelled"
     return replace(task, train=train, notes=[*task.notes, note])
