@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import OPTIMIZE_SELF_TRAINING_ROUNDS
+from .config import OPTIMIZE_PSEUDO_LABEL_SHARE_STEP, OPTIMIZE_SELF_TRAINING_ROUNDS
 
 __version__ = "0.1.0"
 
@@ -39,12 +39,13 @@ def optimize(
     unlabeled: str | None = None,
     self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS,
     pseudo_label_share: float = 0.6,
-    pseudo_label_share_step: float = 0.0,
+    pseudo_label_share_step: float = OPTIMIZE_PSEUDO_LABEL_SHARE_STEP,
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
     With `unlabeled` (inputs of the task's kind without labels), the winner is then self-trained on them
-    within the same budget (`pseudo_label_share_step` grows the pseudo-labelled share each round).
+    within the same budget; `pseudo_label_share_step` (0.2 by default: 60%, 80%, then all of the pool) grows
+    the pseudo-labelled share each round, 0 keeps one share.
     `flip=False` keeps augmented images unflipped (digits, text, left-right anatomy). `transferopt.load(out)`
     gives the best model back."""
     from .search import OptimizeSettings, parse_budget

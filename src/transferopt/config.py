@@ -16,6 +16,11 @@ METRIC_CHOICES = ("accuracy", "macro_f1", "auc", "wer", "cer")
 #: (10 shots, LP-FT, 8,461 unlabelled sentences): validation accuracy 0.8455 -> 0.8675 after round 1 and
 #: 0.8740 after round 2 (test 0.8792), both kept; a single round left a 15-minute search's last 270 s unused.
 OPTIMIZE_SELF_TRAINING_ROUNDS = 3
+#: `optimize` grows the pseudo-labelled share by this much a round (60%, 80%, 100% of the pool): a curriculum
+#: (Cascante-Bonilla et al., AAAI 2021). Measured on banking77 (10 shots): LP-FT students 0.8701 -> 0.8818 ->
+#: 0.8948 val (test 0.8912; a fixed 60%: 0.8792), one-layer students' round 2 gained 0.010-0.023 on val; on
+#: pneumoniamnist, LP-FT students gained and linear-probe ones were alike. Validation still decides each round.
+OPTIMIZE_PSEUDO_LABEL_SHARE_STEP = 0.2
 
 
 def valid_device(name: str) -> bool:

@@ -136,6 +136,19 @@ def test_optimize_command_keeps_no_flip():
     assert "flip" not in optimize_command({**settings, "flip": True})
 
 
+def test_optimize_command_always_names_the_share_step():
+    from transferopt.reporting.report import optimize_command
+    from transferopt.search import OptimizeSettings
+
+    assert OptimizeSettings(data="d", candidates=["a"], budget_s=60.0, out="o").pseudo_label_share_step == 0.2
+    settings = {"data": "d", "candidates": ["a"], "budget_s": 60.0, "seed": 0, "metric": "accuracy", "out": "o",
+                "unlabeled": "pool.csv", "self_training_rounds": 3, "pseudo_label_share": 0.6}  # fmt: skip
+    # optimize's default step is 0.2, so a run without one (0, or recorded before the flag) must say 0.
+    assert "--pseudo-label-share-step 0 " in optimize_command({**settings, "pseudo_label_share_step": 0.0})
+    assert "--pseudo-label-share-step 0 " in optimize_command(settings)
+    assert "--pseudo-label-share-step 0.2 " in optimize_command({**settings, "pseudo_label_share_step": 0.2})
+
+
 def test_fit_command_keeps_the_audio_settings():
     config = transferopt.FitConfig(data="d", model="m", audio_seconds=2.5, audio_col="clip", metric="wer").to_dict()
     command = fit_command(config)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import OPTIMIZE_SELF_TRAINING_ROUNDS
+from ..config import OPTIMIZE_PSEUDO_LABEL_SHARE_STEP, OPTIMIZE_SELF_TRAINING_ROUNDS
 from ..errors import ConfigError
 from .common import comma_separated, epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
@@ -182,7 +182,9 @@ def optimize(
         0.6, "--pseudo-label-share", help="share of the unlabelled pool pseudo-labelled each round (most confident)"
     ),
     pseudo_label_share_step: float = typer.Option(
-        0.0, "--pseudo-label-share-step", help="added to the share each round, up to the whole pool (a curriculum)"
+        OPTIMIZE_PSEUDO_LABEL_SHARE_STEP,
+        "--pseudo-label-share-step",
+        help="added to the share each round, up to the whole pool (a curriculum; 0 keeps one share)",
     ),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""

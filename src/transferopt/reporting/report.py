@@ -367,8 +367,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
     if settings.get("unlabeled"):
         args += ["--unlabeled", settings["unlabeled"], "--self-training-rounds", str(settings["self_training_rounds"])]
         args += ["--pseudo-label-share", f"{settings['pseudo_label_share']:g}"]
-        if settings.get("pseudo_label_share_step"):
-            args += ["--pseudo-label-share-step", f"{settings['pseudo_label_share_step']:g}"]
+        # Always written: optimize's default step is not 0, and a run older than the flag had none.
+        args += ["--pseudo-label-share-step", f"{settings.get('pseudo_label_share_step', 0.0):g}"]
     args += ["--out", settings["out"]]
     return shlex.join(args)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import OPTIMIZE_SELF_TRAINING_ROUNDS, FitConfig
+from ..config import OPTIMIZE_PSEUDO_LABEL_SHARE_STEP, OPTIMIZE_SELF_TRAINING_ROUNDS, FitConfig
 from ..data import TaskData, task_from_config
 from ..engine import FeatureCache, StopTraining, Transfer
 from ..engine.metrics import LOWER_IS_BETTER, score, signed
@@ -103,7 +103,7 @@ class OptimizeSettings:
     unlabeled: str | None = None
     self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS
     pseudo_label_share: float = 0.6
-    pseudo_label_share_step: float = 0.0
+    pseudo_label_share_step: float = OPTIMIZE_PSEUDO_LABEL_SHARE_STEP
 
     def base_config(self) -> FitConfig:
         return FitConfig(
