@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from ..data.types import Split
 from ..models.base import Backbone, State
 from .progress import progress_bar
-from .states import concat_states, slice_state, to_device
+from .states import concat_states, shortest_first, slice_state, to_device
 
 # Above this size a cache entry stays in memory only: writing and re-reading gigabytes of decoded
 # pixels is slower than decoding again.
@@ -60,13 +60,17 @@ class FeatureCache:
         self.stats = CacheStats()
 
     def key(self, backbone: Backbone, weights: str, split: Split, prefix: int) -> str:
+        return self.key_of_fingerprint(backbone, weights, split.fingerprint(), prefix)
+
+    def key_of_fingerprint(self, backbone: Backbone, weights: str, fingerprint: str, prefix: int) -> str:
+        """`key` from the split's fingerprint, hashed once when several prefixes of one split are looked up."""
         # The spec carries pooling and normalisation, which shape the cached pooled features.
         payload = json.dumps(
             [
                 CACHE_FORMAT,
                 backbone.spec(),
                 weights,
-                split.fingerprint(),
+                fingerprint,
                 backbone.preprocessing_signature(False),
                 prefix,
             ],
@@ -95,7 +99,8 @@ class FeatureCache:
                     for part, rows in split.parts
                 ]
             )
-        key = self.key(backbone, weights, split, prefix)
+        fingerprint = split.fingerprint()
+        key = self.key_of_fingerprint(backbone, weights, fingerprint, prefix)
         self.stats.keys.append(key)
         if key in self.memory:
             self.stats.hits_memory += 1
@@ -111,7 +116,7 @@ class FeatureCache:
                 path.unlink(missing_ok=True)
         self.stats.misses += 1
         start = time.perf_counter()
-        shallower = self.deepest_in_memory(backbone, weights, split, prefix)
+        shallower = self.deepest_in_memory(backbone, weights, fingerprint, prefix)
         if shallower is not None:
             # The same frozen groups already ran up to `depth`: run only the rest (a student's head fit on
             # the pool's full features, after pseudo-labelling cached its prefix states).
@@ -127,12 +132,12 @@ class FeatureCache:
         return states
 
     def deepest_in_memory(
-        self, backbone: Backbone, weights: str, split: Split, prefix: int
+        self, backbone: Backbone, weights: str, fingerprint: str, prefix: int
     ) -> tuple[int, State] | None:
-        """The deepest prefix below `prefix` whose states for `split` are in memory, with them (not 0: those
-        are the prepared inputs, no work saved)."""
+        """The deepest prefix below `prefix` whose states for the split (its `fingerprint`) are in memory,
+        with them (not 0: those are the prepared inputs, no work saved)."""
         for depth in sorted((b for b in backbone.cache_boundaries() if 0 < b < prefix), reverse=True):
-            key = self.key(backbone, weights, split, depth)
+            key = self.key_of_fingerprint(backbone, weights, fingerprint, depth)
             if key in self.memory:
                 return depth, self.memory[key]
         return None
@@ -157,7 +162,7 @@ def continue_prefix_states(
         return slice_state(states, torch.as_tensor(index))
 
     lengths = backbone.state_lengths(states)
-    order = None if lengths is None else np.argsort(lengths, kind="stable")
+    order = None if lengths is None else shortest_first(lengths)
     count = len(next(iter(states.values())))
     return run_in_batches(backbone, rows, count, order, (start, stop), batch_size, device, label)
 
