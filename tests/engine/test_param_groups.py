@@ -79,3 +79,27 @@ def test_linear_probe_optimizes_only_the_head():
     groups = build_param_groups(model, 1e-3, 5.0, 0.5, 0.0)
     assert [g["name"] for g in groups] == ["head.decay", "head.no_decay"]
     assert all(g["lr"] == pytest.approx(5e-3) for g in groups)
+
+
+def test_cpu_optimizer_is_fused_and_updates_as_plain_adamw():
+    import torch
+
+    from transferopt.engine.trainer import make_optimizer
+
+    def after_two_steps(fused: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = model_with("full")
+        groups = build_param_groups(model, 1e-2, head_lr_scale=10.0, layer_decay=0.8, weight_decay=0.05)
+        optimizer = make_optimizer(groups, torch.device("cpu" if fused else "meta"))
+        assert optimizer.defaults["fused"] is fused
+        for step in range(2):
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.grad = torch.full_like(p, 0.1 * (step + 1))
+            optimizer.step()
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    fused, plain = after_two_steps(True), after_two_steps(False)
+    assert fused.keys() == plain.keys()
+    for name in fused:
+        torch.testing.assert_close(fused[name], plain[name], rtol=1e-5, atol=1e-6, msg=name)
