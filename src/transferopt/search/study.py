@@ -28,6 +28,7 @@ from ..scoring import rank_candidates
 from ..strategies import STRATEGIES, ModelShape
 from ..strategies.lora import LoraOptions
 from .budget import Budget, stop_before_budget_ends
+from .convergence import search_has_converged
 from .cost import seconds_to_first_check
 from .self_training import reserve_s, self_train_winner
 from .space import TrialPlan, suggest_plan
@@ -43,9 +44,6 @@ HEADLINE_METRICS = ("accuracy", "macro_f1", "auc", "wer", "cer")
 MAX_REPEATS = 25
 #: Plans in a row skipped for not fitting in the time left before the search gives up.
 MAX_SKIPS = 5
-# The search also stops early once it stops paying: this many trials in a row without a new best, and
-# at least as much time spent since the best was found as it took to find it. The budget is a ceiling.
-PATIENCE_TRIALS = 5
 # Data seen is a fidelity too: on training sets this large, trials are validated every quarter epoch so
 # the pruner can stop a weak one after a fraction of the data. Steps reported to Optuna are quarter epochs.
 LARGE_TRAIN = 2000
@@ -95,7 +93,7 @@ class OptimizeSettings:
     flip: bool = True
     max_epochs: int = 10  # as many as a plain `fit`; early stopping and pruning end most trials sooner
     keep_candidates: int = 2
-    #: Stop before the budget ends once the search stops finding better plans (see PATIENCE_TRIALS).
+    #: Stop before the budget ends once the search stops finding better plans (see search/convergence.py).
     early_stop: bool = True
     #: Stop after this many trials, whatever budget is left (None: the budget decides).
     max_trials: int | None = None
@@ -216,7 +214,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         if settings.max_trials is not None and completed(study) and finished_trials(study) >= settings.max_trials:
             state["stopped"] = f"reached the limit of {settings.max_trials} trials"
             break
-        if settings.early_stop and (reason := search_has_converged(state, budget)):
+        if settings.early_stop and (reason := search_has_converged(state, budget.spent_s, len(task.val))):
             state["stopped"] = reason
             log.info("stopping early: %s", reason)
             break
@@ -247,6 +245,10 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         value, pruned = run_trial(trial, plan, task, base, cache, budget, state, out, save_state)
         found_better = (state.get("best") or {}).get("trial") != best_before
         state["trials_since_best"] = 0 if found_better else state.get("trials_since_best", 0) + 1
+        if found_better:
+            state["values_since_best"] = []
+        elif value is not None:  # a failed trial is no evidence either way
+            state["values_since_best"] = [*state.get("values_since_best", []), value]
         save_state()
         if pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -435,21 +437,6 @@ def make_pruner(checks: int):
             optuna.pruners.SuccessiveHalvingPruner(min_resource=STEPS_PER_EPOCH // checks, reduction_factor=3),
             patience=1,
         )
-
-
-def search_has_converged(state: dict, budget: Budget) -> str | None:
-    """Why the search should stop now, or None. The count and the times are kept in the state file, so
-    the rule holds across a resume."""
-    best = state.get("best")
-    if best is None or state.get("trials_since_best", 0) < PATIENCE_TRIALS:
-        return None
-    found_at = float(best.get("spent_s", 0.0))
-    if budget.spent_s < 2 * found_at:
-        return None
-    return (
-        f"no better plan in the last {state['trials_since_best']} trials "
-        f"({budget.spent_s - found_at:.0f}s since the best was found at {found_at:.0f}s)"
-    )
 
 
 def fail_interrupted_trials(study) -> None:
