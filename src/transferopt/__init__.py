@@ -40,12 +40,14 @@ def optimize(
     self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS,
     pseudo_label_share: float = 0.6,
     pseudo_label_share_step: float = OPTIMIZE_PSEUDO_LABEL_SHARE_STEP,
+    self_training_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
     With `unlabeled` (inputs of the task's kind without labels), the winner is then self-trained on them
     within the same budget; `pseudo_label_share_step` (0.2 by default: 60%, 80%, then all of the pool) grows
-    the pseudo-labelled share each round, 0 keeps one share.
+    the pseudo-labelled share each round, 0 keeps one share; each student trains for `self_training_epochs`
+    (default: as many as the winner).
     `flip=False` keeps augmented images unflipped (digits, text, left-right anatomy). `transferopt.load(out)`
     gives the best model back."""
     from .search import OptimizeSettings, parse_budget
@@ -68,6 +70,7 @@ def optimize(
         self_training_rounds=self_training_rounds,
         pseudo_label_share=pseudo_label_share,
         pseudo_label_share_step=pseudo_label_share_step,
+        self_training_epochs=self_training_epochs,
     )
     return _optimize(settings, resume=resume)
 

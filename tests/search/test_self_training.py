@@ -14,7 +14,7 @@ from tests import helpers
 from transferopt.data import TextInputs
 from transferopt.errors import DataError
 from transferopt.search import OptimizeSettings, optimize
-from transferopt.search.self_training import pool_that_fits, reserve_s, student_seconds
+from transferopt.search.self_training import pool_that_fits, reserve_s, student_seconds, student_training_seconds
 
 
 def test_a_students_cost_scales_with_the_data_it_sees():
@@ -39,6 +39,13 @@ def test_a_pool_too_large_for_the_time_left_is_cut_at_random_and_reproducibly():
     assert part.texts != pool_that_fits(pool, 40.0, 10.0, 100, 0.5, seed=1).texts
     # Fewer than a quarter of the labelled set would fit: not worth a round.
     assert pool_that_fits(pool, time_left_s=13.0, teacher_s=10.0, n_train=100, share=0.5, seed=0) is None
+
+
+def test_students_with_their_own_epochs_are_priced_by_the_epochs_the_winner_ran():
+    assert student_training_seconds(100.0, epochs_run=10, student_epochs=4) == pytest.approx(40.0)
+    assert student_training_seconds(100.0, epochs_run=5, student_epochs=10) == pytest.approx(200.0)
+    assert student_training_seconds(100.0, epochs_run=10, student_epochs=None) == 100.0  # the winner's own
+    assert student_training_seconds(3.0, epochs_run=0, student_epochs=4) == 3.0  # a probe trains no epoch
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +103,8 @@ def test_a_student_that_does_not_beat_the_winner_leaves_the_winner_saved(tmp_pat
     saved = transferopt.load(out)
     assert "self_training" not in saved.metrics and sum(saved.data_summary["counts"]["train"].values()) == 24
     state = json.loads((out / "optimize.json").read_text())
-    assert state["self_training"]["kept_rounds"] == 0 and state["unlabeled"] == {"size": 15, "share": 0.6}
+    assert state["self_training"]["kept_rounds"] == 0
+    assert state["unlabeled"] == {"size": 15, "share": 0.6, "epochs": None}
 
 
 def test_the_search_holds_back_time_for_the_students_it_would_train(tmp_path, colour_folder, colour_pool, monkeypatch):
@@ -136,3 +144,25 @@ def test_a_round_priced_past_the_time_left_does_not_start(tmp_path, colour_folde
     assert record["rounds"] == [] and record["kept_rounds"] == 0
     assert record["stopped"] == "round 1 would not fit in the time left"
     assert "self_training" not in transferopt.load(out).metrics  # the winner, as the search saved it
+
+
+def test_students_train_the_epochs_asked_for_and_the_run_says_so(tmp_path, colour_folder, colour_pool, monkeypatch):
+    from transferopt.search import study
+
+    # the one trial trains (3 epochs at most), so its students have epochs of their own to differ in
+    opening = {"model": "tiny-effnet", "strategy": "bitfit", **study.plain_knobs(3, 8)}
+    monkeypatch.setattr(study, "opening_trials", lambda *args: [opening])
+    scores = iter([0.5, 0.9])  # the winner, then round 1's student (kept)
+    monkeypatch.setattr(api, "validation_score", lambda transfer, outcome: next(scores))
+    out = tmp_path / "search"
+    summary = transferopt.optimize(
+        str(colour_folder), "tiny-effnet", out=out, budget=60, max_trials=1, unlabeled=colour_pool,
+        self_training_rounds=1, self_training_epochs=1,
+    )  # fmt: skip
+    assert summary["self_training"]["kept_rounds"] == 1
+    state = json.loads((out / "optimize.json").read_text())
+    assert state["unlabeled"]["epochs"] == 1 and state["best"]["epochs_run"] >= 1
+    saved = transferopt.load(out)
+    assert len(saved.history) == 1  # the student's one epoch, not the winner's
+    assert saved.config.self_training_epochs == 1  # `fit` reproduces the student
+    assert "--self-training-epochs 1" in (out / "report.html").read_text()

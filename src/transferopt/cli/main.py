@@ -186,6 +186,9 @@ def optimize(
         "--pseudo-label-share-step",
         help="added to the share each round, up to the whole pool (a curriculum; 0 keeps one share)",
     ),
+    self_training_epochs: int = typer.Option(
+        None, "--self-training-epochs", help="epochs each self-training student trains (default: the winner's)"
+    ),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from .. import optimize as run_optimize
@@ -207,6 +210,7 @@ def optimize(
         self_training_rounds=self_training_rounds,
         pseudo_label_share=pseudo_label_share,
         pseudo_label_share_step=pseudo_label_share_step,
+        self_training_epochs=self_training_epochs,
     )
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")

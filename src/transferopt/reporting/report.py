@@ -369,6 +369,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
         args += ["--pseudo-label-share", f"{settings['pseudo_label_share']:g}"]
         # Always written: optimize's default step is not 0, and a run older than the flag had none.
         args += ["--pseudo-label-share-step", f"{settings.get('pseudo_label_share_step', 0.0):g}"]
+        if settings.get("self_training_epochs"):
+            args += ["--self-training-epochs", str(settings["self_training_epochs"])]
     args += ["--out", settings["out"]]
     return shlex.join(args)
 

@@ -34,6 +34,15 @@ MIN_POOL_SHARE = 0.25
 POOL_TIME_MARGIN = 0.9
 
 
+def student_training_seconds(trial_s: float, epochs_run: int | None, student_epochs: int | None) -> float:
+    """The winner's trial time, rescaled to the epochs a student trains when they are set apart from the
+    winner's (`student_epochs`): the trial ran `epochs_run` epochs. Unchanged otherwise, or for a winner
+    that trained no epoch (a probe: its students fit a head too)."""
+    if not student_epochs or not epochs_run:
+        return trial_s
+    return trial_s * student_epochs / epochs_run
+
+
 def student_seconds(teacher_s: float, n_train: int, n_pool: int, share: float, label_s: float | None = None) -> float:
     """A round's cost, scaled from the teacher's trial: the student sees the labelled plus the
     pseudo-labelled examples (share x pool) where the teacher saw the labelled ones, and pseudo-labelling
@@ -114,6 +123,7 @@ def self_train_winner(
         self_training_rounds=student_settings.self_training_rounds,
         pseudo_label_share=share,
         pseudo_label_share_step=student_settings.pseudo_label_share_step,
+        self_training_epochs=student_settings.self_training_epochs,
     )
     # The winner alone is scored on the test split, afterwards (as after any search).
     search_task = dataclasses.replace(task, test=None)

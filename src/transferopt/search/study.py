@@ -30,7 +30,7 @@ from ..strategies.lora import LoraOptions
 from .budget import Budget, stop_before_budget_ends
 from .convergence import search_has_converged
 from .cost import seconds_to_first_check
-from .self_training import reserve_s, self_train_winner
+from .self_training import reserve_s, self_train_winner, student_training_seconds
 from .space import TrialPlan, suggest_plan
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class OptimizeSettings:
     self_training_rounds: int = OPTIMIZE_SELF_TRAINING_ROUNDS
     pseudo_label_share: float = 0.6
     pseudo_label_share_step: float = OPTIMIZE_PSEUDO_LABEL_SHARE_STEP
+    #: Epochs each student trains (None: as many as the winner's plan).
+    self_training_epochs: int | None = None
 
     def base_config(self) -> FitConfig:
         return FitConfig(
@@ -144,6 +146,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             self_training_rounds=settings.self_training_rounds,
             pseudo_label_share=settings.pseudo_label_share,
             pseudo_label_share_step=settings.pseudo_label_share_step,
+            self_training_epochs=settings.self_training_epochs,
         )
         pool = unlabeled_pool(student_settings, task)
     if resume:
@@ -163,7 +166,11 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
     if task.task == "transcription":
         state["settings"]["metric"] = settings.metric  # the metric follows the task
     if pool is not None:
-        state["unlabeled"] = {"size": len(pool), "share": settings.pseudo_label_share}
+        state["unlabeled"] = {
+            "size": len(pool),
+            "share": settings.pseudo_label_share,
+            "epochs": settings.self_training_epochs,
+        }
     budget = Budget(settings.budget_s, spent_before_s=float(state["spent_s"]))
     if budget.remaining_s <= RESERVE_S:
         raise ConfigError(f"the budget of {settings.budget_s:.0f}s is already spent ({budget.spent_s:.0f}s)")
@@ -266,7 +273,11 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
             )
     save_state()
     if pool is not None and state.get("best") and "self_training" not in state:
-        teacher_s = state["best"].get("seconds") or expected_seconds(study)
+        teacher_s = student_training_seconds(
+            state["best"].get("seconds") or expected_seconds(study),
+            state["best"].get("epochs_run"),
+            settings.self_training_epochs,
+        )
         label_s = labelling_seconds(state, state["best"]["model"])
         state["self_training"] = self_train_winner(
             out, MODEL_DIR, task, pool, student_settings, teacher_s, budget, RESERVE_S, cache, label_s
@@ -650,11 +661,13 @@ def run_trial(
             "strategy": plan.strategy,
             "spent_s": budget.spent_s,
             "seconds": seconds,
+            "epochs_run": len(result.history),
         }
         if unlabeled := state.get("unlabeled"):  # the new best's student costs more or less than the last's
             n_train, label_s = len(task.train), labelling_seconds(state, plan.model)
+            student_s = student_training_seconds(seconds, len(result.history), unlabeled.get("epochs"))
             state["self_training_reserve_s"] = reserve_s(
-                seconds, n_train, unlabeled["size"], unlabeled["share"], budget.total_s, label_s
+                student_s, n_train, unlabeled["size"], unlabeled["share"], budget.total_s, label_s
             )
     return value, pruned["flag"]
 
