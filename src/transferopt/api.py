@@ -326,6 +326,8 @@ def self_train(
     }
     if config.pseudo_label_share_step:
         record["share_step"] = config.pseudo_label_share_step
+    if config.self_training_epochs:
+        record["student_epochs"] = config.self_training_epochs
     last_round_s: float | None = None
     for round_number in range(1, config.self_training_rounds + 1):
         expected_s = last_round_s and last_round_s * growth(config, round_number, len(task.train), len(pool))

@@ -155,6 +155,10 @@ def test_students_train_for_the_self_training_epochs_and_the_run_keeps_its_own(c
     assert epochs_trained == [(3, 3), (1, 1)]  # the teacher's 3 epochs, then the student's 1
     assert result.metrics["self_training"]["kept_rounds"] == 1 and len(result.history) == 1
     assert result.config.epochs == 3 and result.config.self_training_epochs == 1  # reproduces the whole run
+    assert result.metrics["self_training"]["student_epochs"] == 1
+    assert describe_self_training(result.metrics["self_training"], "accuracy").startswith(
+        "self-training on 15 unlabelled example(s) (students of 1 epoch): "
+    )
     with pytest.raises(ConfigError, match="--self-training-epochs must be >= 1, got 0"):
         transferopt.FitConfig(data="d", model="m", self_training_epochs=0)
 

@@ -166,3 +166,4 @@ def test_students_train_the_epochs_asked_for_and_the_run_says_so(tmp_path, colou
     assert len(saved.history) == 1  # the student's one epoch, not the winner's
     assert saved.config.self_training_epochs == 1  # `fit` reproduces the student
     assert "--self-training-epochs 1" in (out / "report.html").read_text()
+    assert "self-training on 15 unlabelled example(s) (students of 1 epoch):" in (out / "summary.md").read_text()

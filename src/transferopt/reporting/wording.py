@@ -13,6 +13,8 @@ def describe_self_training(record: dict[str, Any], metric: str) -> str:
     if "skipped" in record:
         return f"self-training on {given:,} unlabelled example(s) did not run: {record['skipped']}"
     pool = f"{used:,} unlabelled example(s)" if used == given else f"a random {used:,} of {given:,} unlabelled examples"
+    if epochs := record.get("student_epochs"):
+        pool += f" (students of {epochs} epoch{'' if epochs == 1 else 's'})"
     steps = [f"labelled only: val {metric} {record['teacher_val']:.4f}"]
     steps += [
         f"round {i}: {r['pseudo_labelled']:,} pseudo-labelled{share_of_pool(record, r)}, val {metric} {r['val']:.4f} "
