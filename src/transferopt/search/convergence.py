@@ -25,7 +25,7 @@ def validation_noise(value: float, examples: int) -> float:
     so that a perfect score on a small split keeps an error bar. Accuracy and macro-F1 are proportions; for
     AUC it is a cautious scale (Hanley and McNeil's exact error is smaller: 0.0037 against 0.0043 at AUC
     0.99 on pneumoniamnist's 524 validation images), and for word error rates a rough one."""
-    p = min(max(abs(value), 0.0), 1.0)
+    p = min(abs(value), 1.0)  # signed scores: a lower-is-better metric arrives negated
     adjusted = (p * examples + 2) / (examples + 4)
     return math.sqrt(adjusted * (1 - adjusted) / (examples + 4))
 
