@@ -133,6 +133,7 @@ def run_sweep(task: Task, cache_dir: Path, start_before: datetime | None = None)
                     "trainable_params": m["trainable_params"],
                     "trained_groups": m["trained_groups"],
                     "best_epoch": m["best_epoch"],
+                    "precision": m.get("precision"),  # what --precision auto resolved to on this machine
                     "config": result.config.to_dict(),
                 },
             )
@@ -181,7 +182,8 @@ def run_optimizer(task: Task, cache_dir: Path, unlabeled: bool = False) -> None:
         wall = time.perf_counter() - started
         model = transferopt.load(out)
         evaluated = model.evaluate(task.data, split=task.report_split)
-    write_record(path, {"task": task.name, "wall_s": wall, "report": evaluated, "summary": summary})
+    record = {"task": task.name, "wall_s": wall, "report": evaluated, "summary": summary}
+    write_record(path, {**record, "precision": model.metrics.get("precision")})
     label = "optimize --unlabeled" if unlabeled else "optimize"
     print(f"{label} {task.name}: {task.metric}={evaluated[task.metric]:.4f} {wall:.0f}s", flush=True)
 

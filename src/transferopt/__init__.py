@@ -41,13 +41,15 @@ def optimize(
     pseudo_label_share: float = 0.6,
     pseudo_label_share_step: float = OPTIMIZE_PSEUDO_LABEL_SHARE_STEP,
     self_training_epochs: int | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Rank the candidate models, search what to update and how within `budget` (e.g. "15m" or seconds),
     and save the best model in `out/model`. Returns the summary (also written to `out/summary.json`).
     With `unlabeled` (inputs of the task's kind without labels), the winner is then self-trained on them
     within the same budget; `pseudo_label_share_step` (0.2 by default: 60%, 80%, then all of the pool) grows
     the pseudo-labelled share each round, 0 keeps one share; each student trains for `self_training_epochs`
-    (default: as many as the winner).
+    (default: as many as the winner). `precision` ("auto", "fp32" or "bf16") is every trial's: auto runs
+    bfloat16 autocast where the device has bfloat16 instructions.
     `flip=False` keeps augmented images unflipped (digits, text, left-right anatomy). `transferopt.load(out)`
     gives the best model back."""
     from .search import OptimizeSettings, parse_budget
@@ -71,6 +73,7 @@ def optimize(
         pseudo_label_share=pseudo_label_share,
         pseudo_label_share_step=pseudo_label_share_step,
         self_training_epochs=self_training_epochs,
+        precision=precision,
     )
     return _optimize(settings, resume=resume)
 

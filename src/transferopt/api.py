@@ -19,6 +19,7 @@ from .data.types import AudioInputs, ImageInputs, Inputs, Split, TextInputs
 from .data.unlabeled import read_unlabeled
 from .engine import FeatureCache, Transfer, classification_metrics
 from .engine.metrics import LOWER_IS_BETTER
+from .engine.precision import autocast_dtype
 from .engine.run import RunOutcome
 from .engine.self_training import confident_pseudo_labels, unlabelled_split, with_pseudo_labels
 from .engine.states import RawBatches
@@ -99,12 +100,12 @@ class FitResult:
     def _transcriptions(self, split: Split) -> list[str]:
         device = next(self.model.parameters()).device
         batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
-        return transcribe_batches(self.model, batches, 0, device)
+        return transcribe_batches(self.model, batches, 0, device, autocast_dtype(self.config.precision, device))
 
     def _probabilities(self, split: Split) -> np.ndarray:
         device = next(self.model.parameters()).device
         batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
-        return predict_probabilities(self.model, batches, 0, device)
+        return predict_probabilities(self.model, batches, 0, device, autocast_dtype(self.config.precision, device))
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -257,6 +258,9 @@ def assemble_result(
         layer_groups=backbone.group_names,
         group_params=group_parameter_counts(backbone),
         frozen_prefix=outcome.prefix,
+        # What `--precision` resolved to on this device (auto depends on the hardware).
+        precision="bf16" if transfer.autocast_dtype is torch.bfloat16 else "fp32",
+        device=str(transfer.device),
         source_weights=transfer.weights,
         strategy=strategy.describe(),
         head_fit=outcome.head_fit,

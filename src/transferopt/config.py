@@ -11,6 +11,8 @@ from .errors import ConfigError
 
 CLASS_WEIGHT_CHOICES = ("auto", "balanced", "none")
 METRIC_CHOICES = ("accuracy", "macro_f1", "auc", "wer", "cer")
+#: Numeric precision of training and inference (engine/precision.py).
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
 #: `optimize` self-trains its winner for up to this many rounds: each round must beat the last on
 #: validation and fit in the budget, or the rounds stop, so the cap rarely binds. Measured on banking77
 #: (10 shots, LP-FT, 8,461 unlabelled sentences): validation accuracy 0.8455 -> 0.8675 after round 1 and
@@ -102,6 +104,10 @@ class FitConfig:
         metadata={"help": "epochs each self-training student trains (default: --epochs, the teacher's)"},
     )
     device: str = "auto"
+    precision: str = field(
+        default="auto",
+        metadata={"help": "fp32, bf16 (autocast), or auto: bf16 where the device has bfloat16 instructions"},
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -149,6 +155,10 @@ class FitConfig:
                 f"--self-training-epochs must be >= 1, got {self.self_training_epochs}",
             ),
             (valid_device(self.device), f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+            (
+                self.precision in PRECISION_CHOICES,
+                f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from .common import comma_separated, epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
 
 FLIP_HELP = "augmented images may be flipped left-right (--no-flip for digits, text or left-right anatomy)"
+PRECISION_HELP = "fp32, bf16 (autocast), or auto: bf16 where the device has bfloat16 instructions"
 
 app = typer.Typer(
     help="Optimal transfer learning without expert effort.",
@@ -74,6 +75,7 @@ def fit(
         None, "--self-training-epochs", help="epochs each self-training student trains (default: --epochs)"
     ),
     device: str = typer.Option("auto", "--device"),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
     from ..api import fit as run_fit
@@ -112,12 +114,18 @@ def fit(
         pseudo_label_share_step=pseudo_label_share_step,
         self_training_epochs=self_training_epochs,
         device=device,
+        precision=precision,
     )
     result = run_fit(config=config, out=out, hooks=[epoch_printer])
     from ..reporting.report import write_report
 
     write_report(result.run_dir)
     print_fit_summary(result)
+
+
+def precision_note(metrics: dict) -> str:
+    """What --precision resolved to (", bf16 on cpu"), where the run recorded it (older runs did not)."""
+    return f", {metrics['precision']} on {metrics['device']}" if "precision" in metrics else ""
 
 
 def print_fit_summary(result) -> None:
@@ -142,7 +150,8 @@ def print_fit_summary(result) -> None:
     console.print(
         f"trained groups: {', '.join(metrics['trained_groups']) or 'none (head only)'}; "
         f"trainable params {metrics['trainable_params']:,} of {metrics['total_params']:,}; "
-        f"time {timing['total_s']:.1f}s (features {timing['feature_cache_s']:.1f}s, train {timing['train_s']:.1f}s)"
+        f"time {timing['total_s']:.1f}s (features {timing['feature_cache_s']:.1f}s, train {timing['train_s']:.1f}s"
+        f"{precision_note(metrics)})"
     )
     if "self_training" in metrics:
         from ..reporting.wording import describe_self_training
@@ -189,6 +198,7 @@ def optimize(
     self_training_epochs: int = typer.Option(
         None, "--self-training-epochs", help="epochs each self-training student trains (default: the winner's)"
     ),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from .. import optimize as run_optimize
@@ -211,6 +221,7 @@ def optimize(
         pseudo_label_share=pseudo_label_share,
         pseudo_label_share_step=pseudo_label_share_step,
         self_training_epochs=self_training_epochs,
+        precision=precision,
     )
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"best model saved in {out / summary['model_dir']} (use it with evaluate/predict {out})")

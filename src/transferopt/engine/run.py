@@ -19,6 +19,7 @@ from ..strategies.lora import adapter_of, merge_adapter
 from .cache import FeatureCache
 from .calibration import fit_temperature, fold_temperature, scaled_probabilities
 from .head import HeadSearch, fit_logistic_head
+from .precision import autocast_dtype
 from .states import CachedBatches, RawBatches
 from .trainer import EpochHook, TrainHistory, TrainSettings, predict_probabilities, seed_everything, train
 from .transcription import TranscriptionObjective, transcribe_batches
@@ -95,6 +96,7 @@ class Transfer:
         self.config = config
         self.cache = cache
         self.device = resolve_device(config.device)
+        self.autocast_dtype = autocast_dtype(config.precision, self.device)
         # Cached states depend only on the frozen prefix, which training leaves as pretrained: a trained
         # model reloaded for scoring names the weights it started from to reuse the states of its search.
         self.weights = source_weights or model.backbone.weights_fingerprint()
@@ -206,8 +208,9 @@ class Transfer:
             checks_per_epoch=config.checks_per_epoch,
             freeze_norm_statistics=strategy.keeps_norm_statistics,
             class_weights=class_weight_tensor(data.train.labels, data.num_classes) if balanced else None,
+            autocast_dtype=self.autocast_dtype,
         )
-        objective = TranscriptionObjective(data.val.transcripts) if self.transcribing else None
+        objective = TranscriptionObjective(data.val.transcripts, self.autocast_dtype) if self.transcribing else None
         return train(
             self.model,
             train_batches,
@@ -222,10 +225,12 @@ class Transfer:
         )
 
     def probabilities(self, split: Split, prefix: int, label: str) -> np.ndarray:
-        return predict_probabilities(self.model, self.batches(split, prefix, label), prefix, self.device)
+        batches = self.batches(split, prefix, label)
+        return predict_probabilities(self.model, batches, prefix, self.device, self.autocast_dtype)
 
     def transcriptions(self, split: Split, prefix: int, label: str) -> list[str]:
-        return transcribe_batches(self.model, self.batches(split, prefix, label), prefix, self.device)
+        batches = self.batches(split, prefix, label)
+        return transcribe_batches(self.model, batches, prefix, self.device, self.autocast_dtype)
 
 
 def readable(class_name: str) -> str:

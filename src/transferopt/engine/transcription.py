@@ -43,14 +43,14 @@ def transcription_metrics(hypotheses: list[str], references: list[str]) -> dict:
     }
 
 
-def transcribe_batches(model, batches, prefix: int, device) -> list[str]:
-    """Greedy transcriptions of every batch, in order."""
-    from .trainer import autocast
+def transcribe_batches(model, batches, prefix: int, device, dtype=None) -> list[str]:
+    """Greedy transcriptions of every batch, in order; forward passes autocast to `dtype` (None: fp32)."""
+    from .precision import autocast
 
     model.eval()
     texts: list[str] = []
-    with autocast(device):
-        for state, _ in batches.iterate(shuffle=False):
+    for state, _ in batches.iterate(shuffle=False):  # prepared outside autocast: spectrograms stay float32
+        with autocast(device, dtype):
             texts.extend(model.transcribe({k: v.to(device) for k, v in state.items()}, start=prefix))
     return texts
 
@@ -58,28 +58,31 @@ def transcribe_batches(model, batches, prefix: int, device) -> list[str]:
 class TranscriptionObjective:
     """Teacher-forced token cross-entropy for training; WER/CER of greedy transcriptions for validation."""
 
-    def __init__(self, references: list[str]) -> None:
+    def __init__(self, references: list[str], autocast_dtype=None) -> None:
         self.references = references
+        self.autocast_dtype = autocast_dtype
 
     def loss(self, model, state, targets, prefix: int):
         return model.loss(state, targets, start=prefix)
 
     def validate(self, model, val_batches, prefix: int, device) -> dict:
-        metrics = transcription_metrics(transcribe_batches(model, val_batches, prefix, device), self.references)
-        metrics["log_loss"] = teacher_forced_loss(model, val_batches, prefix, device)
+        hypotheses = transcribe_batches(model, val_batches, prefix, device, self.autocast_dtype)
+        metrics = transcription_metrics(hypotheses, self.references)
+        metrics["log_loss"] = teacher_forced_loss(model, val_batches, prefix, device, self.autocast_dtype)
         return metrics
 
 
-def teacher_forced_loss(model, batches, prefix: int, device) -> float:
+def teacher_forced_loss(model, batches, prefix: int, device, dtype=None) -> float:
     """Mean per-batch token cross-entropy of the reference transcripts: the validation loss curve."""
     import torch
 
-    from .trainer import autocast
+    from .precision import autocast
 
     model.eval()
     losses = []
-    with torch.no_grad(), autocast(device):
-        for state, targets in batches.iterate(shuffle=False):
+    with torch.no_grad():
+        for state, targets in batches.iterate(shuffle=False):  # prepared outside autocast, as above
             state = {k: v.to(device) for k, v in state.items()}
-            losses.append(float(model.loss(state, targets.to(device), start=prefix)))
+            with autocast(device, dtype):
+                losses.append(float(model.loss(state, targets.to(device), start=prefix)))
     return sum(losses) / max(len(losses), 1)

@@ -362,6 +362,8 @@ def optimize_command(settings: dict[str, Any]) -> str:
         args.append("--no-early-stop")
     if settings.get("flip") is False:
         args.append("--no-flip")
+    if settings.get("precision", "auto") != "auto":
+        args += ["--precision", settings["precision"]]
     if settings.get("max_trials"):
         args += ["--max-trials", str(settings["max_trials"])]
     if settings.get("unlabeled"):
@@ -380,7 +382,7 @@ FIT_FLAGS = (
     "shots", "val_shots", "seed", "epochs", "lr", "batch_size", "weight_decay", "layer_decay", "l2sp", "patience",
     "augment", "flip", "image_size", "max_length", "audio_seconds", "class_weight", "metric", "calibrate", "text_col",
     "label_col", "audio_col", "pretrained", "unlabeled", "self_training_rounds", "pseudo_label_share",
-    "pseudo_label_share_step", "self_training_epochs",
+    "pseudo_label_share_step", "self_training_epochs", "precision",
 )  # fmt: skip
 
 

@@ -104,6 +104,8 @@ class OptimizeSettings:
     pseudo_label_share_step: float = OPTIMIZE_PSEUDO_LABEL_SHARE_STEP
     #: Epochs each student trains (None: as many as the winner's plan).
     self_training_epochs: int | None = None
+    #: Numeric precision of every trial and student (engine/precision.py).
+    precision: str = "auto"
 
     def base_config(self) -> FitConfig:
         return FitConfig(
@@ -113,6 +115,7 @@ class OptimizeSettings:
             seed=self.seed,
             metric=self.metric,
             flip=self.flip,
+            precision=self.precision,
         )
 
 
