@@ -28,6 +28,17 @@ def test_auto_picks_bf16_only_where_the_cpu_has_bfloat16_instructions(monkeypatc
     assert autocast_dtype("auto", CPU) is (torch.bfloat16 if native else None)
 
 
+def test_auto_skips_gpus_that_would_only_emulate_bf16(monkeypatch):
+    """Before Ampere, torch emulates bf16 on a GPU (slower than float32): auto keeps float32 there, while an
+    explicit bf16 is the user's choice."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    cuda = torch.device("cuda")
+    assert autocast_dtype("auto", cuda) is None
+    assert autocast_dtype("bf16", cuda) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert autocast_dtype("auto", cuda) is torch.bfloat16
+
+
 def test_auto_is_float32_on_devices_without_a_bf16_autocast():
     assert autocast_dtype("auto", torch.device("mps")) is None
 

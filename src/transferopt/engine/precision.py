@@ -30,7 +30,8 @@ def cpu_has_native_bf16() -> bool:
 
 def has_native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Without emulation: GPUs before Ampere would run bf16 emulated, slower than float32.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         return cpu_has_native_bf16()
     return False
