@@ -98,14 +98,17 @@ class FitResult:
         return task_from_config(self.config, spec, sample=spec == self.config.data)
 
     def _transcriptions(self, split: Split) -> list[str]:
-        device = next(self.model.parameters()).device
-        batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
-        return transcribe_batches(self.model, batches, 0, device, autocast_dtype(self.config.precision, device))
+        return transcribe_batches(self.model, *self._inference(split))
 
     def _probabilities(self, split: Split) -> np.ndarray:
+        return predict_probabilities(self.model, *self._inference(split))
+
+    def _inference(self, split: Split) -> tuple[RawBatches, int, torch.device, torch.dtype | None]:
+        """Batches of `split` through the whole saved model (prefix 0), the model's device and the autocast
+        dtype the run's precision gives there."""
         device = next(self.model.parameters()).device
         batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
-        return predict_probabilities(self.model, batches, 0, device, autocast_dtype(self.config.precision, device))
+        return batches, 0, device, autocast_dtype(self.config.precision, device)
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -279,7 +279,7 @@ def optimize(settings: OptimizeSettings, resume: bool = False) -> dict[str, Any]
         teacher_s = student_training_seconds(
             state["best"].get("seconds") or expected_seconds(study),
             state["best"].get("epochs_run"),
-            settings.self_training_epochs,
+            state["unlabeled"]["epochs"],  # the trials priced students by the same epochs
         )
         label_s = labelling_seconds(state, state["best"]["model"])
         state["self_training"] = self_train_winner(
