@@ -38,13 +38,14 @@ def has_native_bf16(device: torch.device) -> bool:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The dtype autocast runs in for `precision` on `device`, or None for plain float32."""
-    if precision not in PRECISION_CHOICES:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+    """The dtype autocast runs in for `precision` on `device`, or None for plain float32. The user's value
+    was checked by FitConfig; anything else here is a caller's bug."""
     if precision == "fp32":
         return None
     if precision == "auto":
         return torch.bfloat16 if has_native_bf16(device) else None
+    if precision != "bf16":
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
     if device.type not in BF16_DEVICES or (device.type == "cuda" and not torch.cuda.is_bf16_supported()):
         raise ConfigError(f"--precision bf16: the {device.type} device here cannot run bfloat16; use fp32 or auto")
     return torch.bfloat16

@@ -652,11 +652,11 @@ def run_trial(
         remember_cached_prefix(state, plan.model, result.metrics["frozen_prefix"])
     trial.set_user_attr("trained_groups", result.metrics["trained_groups"])
     trial.set_user_attr("trainable_params", result.metrics["trainable_params"])
-    trial.set_user_attr("seconds", time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    trial.set_user_attr("seconds", seconds)
     best = state.get("best")
     if not pruned["flag"] and (best is None or value > best["value"]):
         result.save(out / MODEL_DIR)
-        seconds = time.perf_counter() - started
         state["best"] = {
             "value": value,
             "trial": trial.number,
