@@ -336,6 +336,8 @@ def test_candidates_within_the_probes_noise_are_kept():
     assert candidates_to_keep(ranked(0.94, 0.95, 0.96, 0.93), keep=2, examples=400) == ["m0", "m1", "m2"]
     assert candidates_to_keep(ranked(0.94, 0.95, 0.945), keep=2, examples=40_000) == ["m0", "m1"]
     assert candidates_to_keep(ranked(0.94, 0.95, 0.945), keep=1, examples=400) == ["m0", "m1", "m2"]
+    # a perfect probe on 40 examples still has an error bar (0.031): a rival at 0.99 stays, one at 0.9 does not
+    assert candidates_to_keep(ranked(1.0, 0.99, 0.9), keep=1, examples=40) == ["m0", "m1"]
     # no probe score (transcription rankings carry none): the LogME order alone
     assert candidates_to_keep([{"model": "a", "scores": {}}, {"model": "b", "scores": {}}], 1, 400) == ["a"]
 

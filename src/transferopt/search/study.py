@@ -28,7 +28,7 @@ from ..scoring import rank_candidates
 from ..strategies import STRATEGIES, ModelShape
 from ..strategies.lora import LoraOptions
 from .budget import Budget, stop_before_budget_ends
-from .convergence import search_has_converged
+from .convergence import search_has_converged, validation_noise
 from .cost import seconds_to_first_check
 from .self_training import reserve_s, self_train_winner, student_training_seconds
 from .space import TrialPlan, suggest_plan
@@ -343,13 +343,14 @@ def candidate_ranking(task: TaskData, candidates: list[str], base: FitConfig, ca
 
 def candidates_to_keep(ranking: list[dict], keep: int, examples: int) -> list[str]:
     """The `keep` best by LogME, and any other candidate whose probe accuracy the best kept one's does not
-    beat by more than PROBE_NOISE_ERRORS binomial standard errors (on the `examples` scored)."""
+    beat by more than PROBE_NOISE_ERRORS standard errors (on the `examples` scored; the same adjusted error
+    as the stopping rule's, so a perfect probe on a small data set still keeps its near rivals)."""
     kept = [c["model"] for c in ranking[:keep]]
     probes = [c["scores"].get("linear_cv") for c in ranking[:keep]]
     if examples < 1 or not probes or None in probes:
         return kept
     best = max(probes)
-    margin = PROBE_NOISE_ERRORS * math.sqrt(best * (1.0 - best) / examples)
+    margin = PROBE_NOISE_ERRORS * validation_noise(best, examples)
     return kept + [c["model"] for c in ranking[keep:] if c["scores"].get("linear_cv", -math.inf) >= best - margin]
 
 
