@@ -104,11 +104,14 @@ class FitResult:
         return predict_probabilities(self.model, *self._inference(split))
 
     def _inference(self, split: Split) -> tuple[RawBatches, int, torch.device, torch.dtype | None]:
-        """Batches of `split` through the whole saved model (prefix 0), the model's device and the autocast
-        dtype the run's precision gives there."""
+        """Batches of `split` through the saved model, the end of its frozen prefix, the model's device and
+        the autocast dtype the run's precision gives there. The frozen prefix runs in float32 outside autocast
+        (RawBatches), as its cached states did in training and in the search's scoring: under bf16 a prefix
+        in autocast would change a few predictions, and `evaluate` would disagree with the run's metrics."""
         device = next(self.model.parameters()).device
-        batches = RawBatches(self.model.backbone, split, self.config.batch_size, 0, False, device)
-        return batches, 0, device, autocast_dtype(self.config.precision, device)
+        prefix = int(self.metrics.get("frozen_prefix", 0))
+        batches = RawBatches(self.model.backbone, split, self.config.batch_size, prefix, False, device)
+        return batches, prefix, device, autocast_dtype(self.config.precision, device)
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

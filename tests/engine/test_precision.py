@@ -98,6 +98,25 @@ def test_a_bf16_run_trains_float32_weights_and_predicts_like_fp32(tmp_path, inte
     assert in_bf16["log_loss"] == pytest.approx(in_fp32["log_loss"], rel=0.05)
 
 
+def test_a_bf16_models_evaluation_agrees_with_its_runs_metrics(tmp_path):
+    """The run scored its test split from float32 cached states of the frozen prefix; the saved model,
+    evaluated again, runs that prefix in float32 too, so it reports the same probabilities."""
+    result = transferopt.fit(
+        "builtin:digits",
+        "tiny-effnet",
+        "partial",
+        epochs=1,
+        seed=0,
+        precision="bf16",
+        cache=FeatureCache(use_disk=False),
+    )
+    assert result.metrics["frozen_prefix"] > 0
+    result.save(tmp_path / "run")
+    again = transferopt.load(tmp_path / "run").evaluate("builtin:digits", split="test")
+    assert again["log_loss"] == pytest.approx(result.metrics["test"]["log_loss"], abs=1e-6)
+    assert again["accuracy"] == result.metrics["test"]["accuracy"]
+
+
 def test_fit_and_optimize_take_precision_on_the_command_line():
     runner = CliRunner()
     for command in ("fit", "optimize"):
