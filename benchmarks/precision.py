@@ -119,8 +119,8 @@ def table(rows: tuple[Row, ...]) -> list[str]:
                     f"{rec['train_s'] / fp32['train_s']:.2f}",
                 ]
             )
-    header = ["run", "plan", "precision", "val metric", "reported metric", "reported accuracy (CER)", "best epoch"]
-    header += ["training s", "run s", "training time / fp32"]
+    header = ["run", "plan", "precision", "val metric", "reported metric", "reported accuracy (speech: CER)"]
+    header += ["best epoch", "training s", "run s", "training time / fp32"]
     return markdown_table(header, cells)
 
 
