@@ -33,77 +33,81 @@ def valid_device(name: str) -> bool:
 class FitConfig:
     """Everything needed to reproduce one transfer run (data, model, strategy, training)."""
 
-    data: str = field(metadata={"help": "data spec: folder, .npz, table file/folder or builtin:digits"})
+    data: str = field(metadata={"help": "folder, .npz, table file/folder, or builtin:digits"})
     model: str = field(metadata={"help": "backbone name (see `transferopt models`)"})
-    strategy: str = field(default="linear-probe", metadata={"help": "what to update (see strategies)"})
+    strategy: str = field(default="linear-probe", metadata={"help": "what to update (see `transferopt strategies`)"})
     strategy_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "strategy knobs"})
     shots: int | None = field(default=None, metadata={"help": "labelled training examples per class"})
     val_shots: int | None = field(
-        default=None, metadata={"help": "validation examples per class when --shots is set (default: shots)"}
+        default=None, metadata={"help": "validation examples per class with --shots (default: as many as --shots)"}
     )
     val_fraction: float = field(default=0.2, metadata={"help": "held-out share when no val split exists"})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"help": "seed of the shots, splits, initial head and data order"})
     epochs: int = field(default=10, metadata={"help": "maximum epochs of gradient training"})
-    lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: strategy's)"})
+    lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: the strategy's)"})
     head_lr_scale: float = field(default=10.0, metadata={"help": "head LR = lr x this (new head)"})
-    weight_decay: float = 0.01
-    layer_decay: float = field(default=1.0, metadata={"help": "LR x decay^depth-from-top per group"})
-    l2sp: float = field(default=0.0, metadata={"help": "L2-SP strength toward pretrained weights"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    layer_decay: float = field(
+        default=1.0, metadata={"help": "layer-wise LR decay: LR x decay^depth-from-top per group (1 = off)"}
+    )
+    l2sp: float = field(default=0.0, metadata={"help": "L2-SP strength toward the pretrained weights"})
     warmup_fraction: float = 0.1
-    batch_size: int = 32
-    patience: int = field(default=3, metadata={"help": "early-stop after this many epochs w/o gain"})
+    batch_size: int = field(default=32, metadata={"help": "examples per training step"})
+    patience: int = field(default=3, metadata={"help": "early-stopping patience: epochs without a validation gain"})
     checks_per_epoch: int = field(
         default=1, metadata={"help": "validation checks per epoch (mid-epoch ones only inform hooks)"}
     )
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
     augment: bool = field(
-        default=False, metadata={"help": "random crops/flips; audio: speed and SpecAugment (disables the cache)"}
+        default=False,
+        metadata={"help": "random crops/flips for images; speed changes and SpecAugment for audio (no feature cache)"},
     )
     flip: bool = field(
         default=True,
-        metadata={"help": "augmented images may be flipped left-right (turn off for digits, text or laterality)"},
+        metadata={
+            "help": "augmented images may be flipped left-right (--no-flip for digits, text or left-right anatomy)"
+        },
     )
     image_size: int | None = field(
         default=None,
         metadata={
-            "help": "input side in px (default: the model's, or twice the images' side when much smaller; four times "
-            "under 1,000 training images)"
+            "help": "input side in pixels (default: the model's, or twice the images' side when much smaller; "
+            "four times under 1,000 training images)"
         },
     )
     max_length: int = field(default=128, metadata={"help": "max tokens per text"})
-    class_weight: str = field(default="auto", metadata={"help": "auto|balanced|none loss weighting"})
+    class_weight: str = field(default="auto", metadata={"help": "loss weighting: auto | balanced | none"})
     metric: str = field(
-        default="accuracy", metadata={"help": "validation metric for early stopping (wer/cer for transcription)"}
+        default="accuracy",
+        metadata={"help": "validation metric: accuracy | macro_f1 | auc | wer | cer (the last two transcribe)"},
     )
-    calibrate: bool = field(default=True, metadata={"help": "temperature-scale the head on validation"})
-    pretrained: bool = field(
-        default=True, metadata={"help": "start from the pretrained weights (False: train from scratch)"}
-    )
-    text_col: str | None = field(default=None, metadata={"help": "table column of texts (or transcripts)"})
+    calibrate: bool = field(default=True, metadata={"help": "temperature scaling on validation"})
+    pretrained: bool = field(default=True, metadata={"help": "--scratch: random initial weights (train from scratch)"})
+    text_col: str | None = field(default=None, metadata={"help": "table column of texts (audio tables: transcripts)"})
     label_col: str | None = field(default=None, metadata={"help": "table column of class labels"})
     audio_col: str | None = field(default=None, metadata={"help": "table column of audio file paths"})
     audio_seconds: float | None = field(
-        default=None, metadata={"help": "clip length fed to speech models (default: longest training clip)"}
+        default=None, metadata={"help": "clip length for speech models (default: longest training clip)"}
     )
     unlabeled: str | None = field(
-        default=None, metadata={"help": "unlabelled inputs of the same kind, for self-training (pseudo-labels)"}
+        default=None, metadata={"help": "unlabelled texts (table, .txt), images or clips (folder) for self-training"}
     )
     self_training_rounds: int = field(
-        default=1, metadata={"help": "rounds of pseudo-labelling and retraining when unlabeled is given"}
+        default=1, metadata={"help": "rounds of pseudo-labelling and retraining (with --unlabeled)"}
     )
     pseudo_label_share: float = field(
-        default=0.6, metadata={"help": "share of the unlabelled pool, most confident first, given pseudo-labels"}
+        default=0.6, metadata={"help": "share of the unlabelled pool, most confident first, to pseudo-label"}
     )
     pseudo_label_share_step: float = field(
         default=0.0,
-        metadata={"help": "added to the pseudo-labelled share each round, up to the whole pool (a curriculum)"},
+        metadata={"help": "added to the share each round, up to the whole pool (a curriculum)"},
     )
     self_training_epochs: int | None = field(
         default=None,
-        metadata={"help": "epochs each self-training student trains (default: --epochs, the teacher's)"},
+        metadata={"help": "epochs each self-training student trains (default: the teacher's --epochs)"},
     )
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N | mps"})
     precision: str = field(
         default="auto",
         metadata={"help": "fp32, bf16 (autocast), or auto: bf16 where the device has bfloat16 instructions"},

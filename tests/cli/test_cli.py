@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from tests import helpers
 from transferopt.cli.common import parse_options
 from transferopt.cli.main import app
+from transferopt.config import OPTIMIZE_SELF_TRAINING_ROUNDS, FitConfig
 from transferopt.errors import ConfigError
 from transferopt.strategies import STRATEGIES
 
@@ -159,6 +162,21 @@ def test_strategies():
     plain = invoke("strategies")
     assert plain.exit_code == 0
     assert [line.split()[0] for line in plain.stdout.strip().splitlines()] == STRATEGIES.names()
+
+
+def test_fit_options_take_their_defaults_and_help_from_fit_config():
+    """One source of truth: `transferopt fit --help` and the Python API describe each setting alike."""
+    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
+    params = {p.name: p for p in typer.main.get_command(app).commands["fit"].params if p.name in fields}
+    assert {"data", "epochs", "precision", "seed", "device", "pretrained"} <= set(params)
+    for name, param in params.items():
+        field = fields[name]
+        assert param.help == field.metadata["help"], name
+        if field.default is not dataclasses.MISSING:
+            assert param.default == field.default, name
+    optimize = {p.name: p for p in typer.main.get_command(app).commands["optimize"].params}
+    assert optimize["precision"].help == fields["precision"].metadata["help"]
+    assert optimize["self_training_rounds"].default == OPTIMIZE_SELF_TRAINING_ROUNDS  # optimize's own default
 
 
 def test_parse_options():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from ..config import FitConfig
 from ..errors import ConfigError, TransferoptError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +64,16 @@ def configure_logging() -> None:
         root.addHandler(CurrentStderrHandler())
         root.setLevel(logging.WARNING)
     logging.getLogger("transferopt").setLevel(logging.INFO)
+
+
+def config_option(name: str, *flags: str, **overrides: Any) -> Any:
+    """A typer option for FitConfig's field `name`, its default and help read from the field, so the
+    command line and the Python API cannot drift apart. `flags` default to `--name-with-dashes`;
+    `overrides` (default, help, ...) are for commands whose default differs (optimize)."""
+    spec = next(f for f in dataclasses.fields(FitConfig) if f.name == name)
+    default = ... if spec.default is dataclasses.MISSING else spec.default
+    settings = {"default": default, "help": spec.metadata.get("help"), **overrides}
+    return typer.Option(settings.pop("default"), *(flags or (f"--{name.replace('_', '-')}",)), **settings)
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

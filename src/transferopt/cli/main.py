@@ -9,10 +9,15 @@ import typer
 
 from ..config import OPTIMIZE_PSEUDO_LABEL_SHARE_STEP, OPTIMIZE_SELF_TRAINING_ROUNDS
 from ..errors import ConfigError
-from .common import comma_separated, epoch_printer, parse_candidates, parse_options, print_json, user_errors_as_messages
-
-FLIP_HELP = "augmented images may be flipped left-right (--no-flip for digits, text or left-right anatomy)"
-PRECISION_HELP = "fp32, bf16 (autocast), or auto: bf16 where the device has bfloat16 instructions"
+from .common import (
+    comma_separated,
+    config_option,
+    epoch_printer,
+    parse_candidates,
+    parse_options,
+    print_json,
+    user_errors_as_messages,
+)
 
 app = typer.Typer(
     help="Optimal transfer learning without expert effort.",
@@ -25,57 +30,40 @@ app = typer.Typer(
 @app.command()
 @user_errors_as_messages
 def fit(
-    data: str = typer.Option(..., "--data", help="folder, .npz, table file/folder, or builtin:digits"),
-    model: str = typer.Option(..., "--model", help="backbone name (see `transferopt models`)"),
-    strategy: str = typer.Option("linear-probe", "--strategy", help="what to update (see `transferopt strategies`)"),
+    data: str = config_option("data"),
+    model: str = config_option("model"),
+    strategy: str = config_option("strategy"),
     out: Path = typer.Option(..., "--out", help="run directory to write"),
     option: list[str] = typer.Option(None, "--option", "-o", help="strategy option key=value (repeatable)"),
-    shots: int = typer.Option(None, "--shots", help="labelled training examples per class"),
-    val_shots: int = typer.Option(None, "--val-shots", help="validation examples per class with --shots"),
-    seed: int = typer.Option(0, "--seed"),
-    epochs: int = typer.Option(10, "--epochs"),
-    lr: float = typer.Option(None, "--lr", help="peak learning rate (default: the strategy's)"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    weight_decay: float = typer.Option(0.01, "--weight-decay"),
-    layer_decay: float = typer.Option(1.0, "--layer-decay", help="layer-wise LR decay (1 = off)"),
-    l2sp: float = typer.Option(0.0, "--l2sp", help="L2-SP strength toward the pretrained weights"),
-    patience: int = typer.Option(3, "--patience", help="early-stopping patience in epochs"),
-    augment: bool = typer.Option(
-        False, "--augment/--no-augment", help="random crops/flips for images; speed changes and SpecAugment for audio"
-    ),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
-    image_size: int = typer.Option(
-        None,
-        "--image-size",
-        help="input side in pixels (default: the model's, or twice the images' side when much smaller; four times "
-        "under 1,000 training images)",
-    ),
-    max_length: int = typer.Option(128, "--max-length", help="max tokens per text"),
-    audio_seconds: float = typer.Option(
-        None, "--audio-seconds", help="clip length for speech models (default: longest training clip)"
-    ),
-    class_weight: str = typer.Option("auto", "--class-weight", help="auto | balanced | none"),
-    metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc | wer | cer"),
-    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="temperature scaling on validation"),
-    pretrained: bool = typer.Option(True, "--pretrained/--scratch", help="--scratch: random initial weights"),
-    text_col: str = typer.Option(None, "--text-col", help="table column of texts (audio tables: transcripts)"),
-    label_col: str = typer.Option(None, "--label-col", help="table column of class labels"),
-    audio_col: str = typer.Option(None, "--audio-col", help="table column of audio file paths"),
-    unlabeled: str = typer.Option(
-        None, "--unlabeled", help="unlabelled texts (table, .txt), images or clips (folder) for self-training"
-    ),
-    self_training_rounds: int = typer.Option(1, "--self-training-rounds", help="pseudo-label and retrain rounds"),
-    pseudo_label_share: float = typer.Option(
-        0.6, "--pseudo-label-share", help="share of the unlabelled data, most confident first, to pseudo-label"
-    ),
-    pseudo_label_share_step: float = typer.Option(
-        0.0, "--pseudo-label-share-step", help="added to the share each round, up to all of it (a curriculum)"
-    ),
-    self_training_epochs: int = typer.Option(
-        None, "--self-training-epochs", help="epochs each self-training student trains (default: --epochs)"
-    ),
-    device: str = typer.Option("auto", "--device"),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    shots: int = config_option("shots"),
+    val_shots: int = config_option("val_shots"),
+    seed: int = config_option("seed"),
+    epochs: int = config_option("epochs"),
+    lr: float = config_option("lr"),
+    batch_size: int = config_option("batch_size"),
+    weight_decay: float = config_option("weight_decay"),
+    layer_decay: float = config_option("layer_decay"),
+    l2sp: float = config_option("l2sp"),
+    patience: int = config_option("patience"),
+    augment: bool = config_option("augment", "--augment/--no-augment"),
+    flip: bool = config_option("flip", "--flip/--no-flip"),
+    image_size: int = config_option("image_size"),
+    max_length: int = config_option("max_length"),
+    audio_seconds: float = config_option("audio_seconds"),
+    class_weight: str = config_option("class_weight"),
+    metric: str = config_option("metric"),
+    calibrate: bool = config_option("calibrate", "--calibrate/--no-calibrate"),
+    pretrained: bool = config_option("pretrained", "--pretrained/--scratch"),
+    text_col: str = config_option("text_col"),
+    label_col: str = config_option("label_col"),
+    audio_col: str = config_option("audio_col"),
+    unlabeled: str = config_option("unlabeled"),
+    self_training_rounds: int = config_option("self_training_rounds"),
+    pseudo_label_share: float = config_option("pseudo_label_share"),
+    pseudo_label_share_step: float = config_option("pseudo_label_share_step"),
+    self_training_epochs: int = config_option("self_training_epochs"),
+    device: str = config_option("device"),
+    precision: str = config_option("precision"),
 ) -> None:
     """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
     from ..api import fit as run_fit
@@ -165,16 +153,16 @@ def print_fit_summary(result) -> None:
 @app.command()
 @user_errors_as_messages
 def optimize(
-    data: str = typer.Option(..., "--data", help="folder, .npz, table file/folder, or builtin:digits"),
+    data: str = config_option("data"),
     candidates: str = typer.Option(..., "--candidates", help="comma-separated model names"),
     budget: str = typer.Option("15m", "--budget", help="wall-clock budget, e.g. 90s, 15m, 1h"),
     out: Path = typer.Option(..., "--out", help="run directory (study, summary, best model)"),
-    shots: int = typer.Option(None, "--shots", help="labelled training examples per class"),
-    seed: int = typer.Option(0, "--seed"),
+    shots: int = config_option("shots"),
+    seed: int = config_option("seed"),
     metric: str = typer.Option("accuracy", "--metric", help="accuracy | macro_f1 | auc"),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in --out)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search in --out"),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help=FLIP_HELP),
+    flip: bool = config_option("flip", "--flip/--no-flip"),
     early_stop: bool = typer.Option(
         True, "--early-stop/--no-early-stop", help="end before the budget once trials stop finding better plans"
     ),
@@ -187,9 +175,7 @@ def optimize(
         "--self-training-rounds",
         help="rounds of self-training at most (each must beat the last on validation and fit the budget)",
     ),
-    pseudo_label_share: float = typer.Option(
-        0.6, "--pseudo-label-share", help="share of the unlabelled pool pseudo-labelled each round (most confident)"
-    ),
+    pseudo_label_share: float = config_option("pseudo_label_share"),
     pseudo_label_share_step: float = typer.Option(
         OPTIMIZE_PSEUDO_LABEL_SHARE_STEP,
         "--pseudo-label-share-step",
@@ -198,7 +184,7 @@ def optimize(
     self_training_epochs: int = typer.Option(
         None, "--self-training-epochs", help="epochs each self-training student trains (default: the winner's)"
     ),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    precision: str = config_option("precision"),
 ) -> None:
     """Rank the candidates, then search what to update and how within the budget."""
     from .. import optimize as run_optimize
