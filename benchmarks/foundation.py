@@ -149,6 +149,37 @@ RUNS = [
             "pseudo_label_share_step": 0.2,
         },
     ),
+    # The same curriculum in bfloat16 (it trains in ~0.6 of the time): does the recipe, not the draw, reach 0.89?
+    Run(
+        "banking77-10shot",
+        "lp-ft",
+        {"then": "full"},
+        {
+            "epochs": 4,
+            "lr": 1e-4,
+            "patience": 2,
+            "unlabeled": REST_OF_TRAIN,
+            "self_training_rounds": 3,
+            "pseudo_label_share_step": 0.2,
+            "precision": "auto",
+        },
+    ),
+    # Cheaper students to fit three rounds in a 15-minute search: only the top three layers train, over cached
+    # lower-layer states.
+    Run(
+        "banking77-10shot",
+        "lp-ft",
+        {"then": "partial", "then_options": {"k": 3}},
+        {
+            "epochs": 4,
+            "lr": 1e-4,
+            "patience": 2,
+            "unlabeled": REST_OF_TRAIN,
+            "self_training_rounds": 3,
+            "pseudo_label_share_step": 0.2,
+            "precision": "auto",
+        },
+    ),
     Run("pneumoniamnist", "linear-probe"),
     # Does loss weighting against the training prior (74% pneumonia; 62.5% in test) move the threshold?
     Run("pneumoniamnist", "linear-probe", settings={"class_weight": "balanced"}),
@@ -351,7 +382,12 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "validation over the next best run (0.0208) is under two standard errors of one figure; it is also the",
         "best run on test. It cost 68 minutes on 2 cores (a teacher and three students, the last on 9,231",
         "sentences) against 43 for the two-round run. Chosen on validation, the curriculum run is the one",
-        "that counts.",
+        "that counts. Run again in bfloat16 (2026-12-04, `precision=auto`, each alone) it did not repeat: round 1",
+        "reached validation 0.8701 as before, round 2 0.8688 (one sentence short, not kept), so the rounds stopped:",
+        "test 0.8708 in 666 s. The 0.8912 was a favourable draw of the noise above, not the recipe's level.",
+        "Students that train only the top three layers over cached lower-layer states (the same day, bf16) cost",
+        "495 s for all three rounds, each kept (validation 0.8584, 0.8636, 0.8688), test 0.8760: cheap enough for",
+        "a 15-minute search, but a point or so below full students per round.",
         "",
     ]
     for name, task in task_map.items():
