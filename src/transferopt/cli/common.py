@@ -66,14 +66,12 @@ def configure_logging() -> None:
     logging.getLogger("transferopt").setLevel(logging.INFO)
 
 
-def config_option(name: str, *flags: str, **overrides: Any) -> Any:
+def config_option(name: str, *flags: str) -> Any:
     """A typer option for FitConfig's field `name`, its default and help read from the field, so the
-    command line and the Python API cannot drift apart. `flags` default to `--name-with-dashes`;
-    `overrides` (default, help, ...) are for commands whose default differs (optimize)."""
+    command line and the Python API cannot drift apart. `flags` default to `--name-with-dashes`."""
     spec = next(f for f in dataclasses.fields(FitConfig) if f.name == name)
     default = ... if spec.default is dataclasses.MISSING else spec.default
-    settings = {"default": default, "help": spec.metadata.get("help"), **overrides}
-    return typer.Option(settings.pop("default"), *(flags or (f"--{name.replace('_', '-')}",)), **settings)
+    return typer.Option(default, *(flags or (f"--{name.replace('_', '-')}",)), help=spec.metadata.get("help"))
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
