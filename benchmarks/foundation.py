@@ -72,6 +72,17 @@ def tasks(root: Path) -> dict[str, Task]:
 #: `unlabeled` setting: the task's training examples that are neither shots nor validation, without labels.
 REST_OF_TRAIN = "rest-of-train"
 
+#: Banking77's curriculum self-training (Cascante-Bonilla et al. 2021): each round's student labels a larger share
+#: of the pool (60%, 80%, 100%), from a 4-epoch teacher.
+BANKING_CURRICULUM = {
+    "epochs": 4,
+    "lr": 1e-4,
+    "patience": 2,
+    "unlabeled": REST_OF_TRAIN,
+    "self_training_rounds": 3,
+    "pseudo_label_share_step": 0.2,
+}
+
 #: Pneumoniamnist's three best single runs on val AUC, re-run with more seeds (see RUNS).
 PNEUMONIA_LPFT_K6 = Run(
     "pneumoniamnist", "lp-ft", {"then": "partial", "then_options": {"k": 6}}, {"epochs": 10, "lr": 5e-5}
@@ -137,48 +148,16 @@ RUNS = [
     ),
     # A curriculum (Cascante-Bonilla et al. 2021): each round's student labels a larger share (60%, 80%, 100%).
     # The confident 60% is the pool's easy part (results/oracle_students.md); a student labels harder ones right.
-    Run(
-        "banking77-10shot",
-        "lp-ft",
-        settings={
-            "epochs": 4,
-            "lr": 1e-4,
-            "patience": 2,
-            "unlabeled": REST_OF_TRAIN,
-            "self_training_rounds": 3,
-            "pseudo_label_share_step": 0.2,
-        },
-    ),
+    Run("banking77-10shot", "lp-ft", settings=BANKING_CURRICULUM),
     # The same curriculum in bfloat16 (it trains in ~0.6 of the time): does the recipe, not the draw, reach 0.89?
-    Run(
-        "banking77-10shot",
-        "lp-ft",
-        {"then": "full"},
-        {
-            "epochs": 4,
-            "lr": 1e-4,
-            "patience": 2,
-            "unlabeled": REST_OF_TRAIN,
-            "self_training_rounds": 3,
-            "pseudo_label_share_step": 0.2,
-            "precision": "auto",
-        },
-    ),
+    Run("banking77-10shot", "lp-ft", {"then": "full"}, {**BANKING_CURRICULUM, "precision": "auto"}),
     # Cheaper students to fit three rounds in a 15-minute search: only the top three layers train, over cached
     # lower-layer states.
     Run(
         "banking77-10shot",
         "lp-ft",
         {"then": "partial", "then_options": {"k": 3}},
-        {
-            "epochs": 4,
-            "lr": 1e-4,
-            "patience": 2,
-            "unlabeled": REST_OF_TRAIN,
-            "self_training_rounds": 3,
-            "pseudo_label_share_step": 0.2,
-            "precision": "auto",
-        },
+        {**BANKING_CURRICULUM, "precision": "auto"},
     ),
     Run("pneumoniamnist", "linear-probe"),
     # Does loss weighting against the training prior (74% pneumonia; 62.5% in test) move the threshold?
