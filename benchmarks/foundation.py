@@ -367,6 +367,9 @@ def write_table(records: list[dict], timing: dict | None, task_map: dict[str, Ta
         "Students that train only the top three layers over cached lower-layer states (the same day, bf16) cost",
         "495 s for all three rounds, each kept (validation 0.8584, 0.8636, 0.8688), test 0.8760: cheap enough for",
         "a 15-minute search, but a point or so below full students per round.",
+        "Students that start from their teacher's weights instead of the source's and train two epochs (ad hoc,",
+        "2026-12-04, bf16; `transferopt` always starts students from the source weights, as Noisy Student does)",
+        "reached validation 0.8571, 0.8649, then 0.8597 (not kept), test 0.8766 in 673 s: no better.",
         "",
     ]
     for name, task in task_map.items():
