@@ -179,6 +179,41 @@ def test_fit_options_take_their_defaults_and_help_from_fit_config():
     assert optimize["self_training_rounds"].default == OPTIMIZE_SELF_TRAINING_ROUNDS  # optimize's own default
 
 
+def test_fit_passes_every_option_to_its_config(monkeypatch, tmp_path):
+    """Options named after FitConfig fields reach the config by name: none dropped, none swapped."""
+
+    class Captured(Exception):
+        pass
+
+    def fake_fit(config, out, hooks):
+        raise Captured(config)
+
+    monkeypatch.setattr("transferopt.api.fit", fake_fit)
+    given = {"epochs": 7, "lr": 0.003, "seed": 5, "self_training_epochs": 2, "precision": "fp32", "text_col": "body"}
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in given.items()]
+    result = invoke(
+        "fit",
+        "--data",
+        "builtin:digits",
+        "--model",
+        "m",
+        "--strategy",
+        "full",
+        "--out",
+        tmp_path,
+        *flags,
+        "--no-flip",
+        "--scratch",
+        "-o",
+        "k=3",
+    )
+    assert isinstance(result.exception, Captured), result.output
+    config = result.exception.args[0]
+    assert {name: getattr(config, name) for name in given} == given
+    assert (config.flip, config.pretrained, config.strategy_options) == (False, False, {"k": 3})
+    assert config.weight_decay == FitConfig(data="d", model="m", strategy="full").weight_decay  # untouched default
+
+
 def test_parse_options():
     assert parse_options(["k=3", "alpha=0.5", "then=full", 'm=["a", "b"]', "x={}"]) == {
         "k": 3,

@@ -74,6 +74,13 @@ def config_option(name: str, *flags: str) -> Any:
     return typer.Option(default, *(flags or (f"--{name.replace('_', '-')}",)), help=spec.metadata.get("help"))
 
 
+def fit_config_from_options(options: dict[str, Any], **settings: Any) -> FitConfig:
+    """A FitConfig from a command's options (`locals()` of its function): those named after a field, as
+    `config_option` declares them, plus `settings` (what the command computes itself)."""
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    return FitConfig(**{name: value for name, value in options.items() if name in names}, **settings)
+
+
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     """`key=value` pairs; values are JSON when they parse as JSON (numbers, lists, objects), else strings."""
     options: dict[str, Any] = {}

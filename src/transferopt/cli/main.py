@@ -13,6 +13,7 @@ from .common import (
     comma_separated,
     config_option,
     epoch_printer,
+    fit_config_from_options,
     parse_candidates,
     parse_options,
     print_json,
@@ -66,44 +67,10 @@ def fit(
     precision: str = config_option("precision"),
 ) -> None:
     """Adapt MODEL to DATA with one STRATEGY and save the run directory."""
+    options = dict(locals())  # the command's options, taken before any other name is bound here
     from ..api import fit as run_fit
-    from ..config import FitConfig
 
-    config = FitConfig(
-        data=data,
-        model=model,
-        strategy=strategy,
-        strategy_options=parse_options(option),
-        shots=shots,
-        val_shots=val_shots,
-        seed=seed,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-        layer_decay=layer_decay,
-        l2sp=l2sp,
-        patience=patience,
-        augment=augment,
-        flip=flip,
-        image_size=image_size,
-        max_length=max_length,
-        audio_seconds=audio_seconds,
-        class_weight=class_weight,
-        metric=metric,
-        calibrate=calibrate,
-        pretrained=pretrained,
-        text_col=text_col,
-        label_col=label_col,
-        audio_col=audio_col,
-        unlabeled=unlabeled,
-        self_training_rounds=self_training_rounds,
-        pseudo_label_share=pseudo_label_share,
-        pseudo_label_share_step=pseudo_label_share_step,
-        self_training_epochs=self_training_epochs,
-        device=device,
-        precision=precision,
-    )
+    config = fit_config_from_options(options, strategy_options=parse_options(option))
     result = run_fit(config=config, out=out, hooks=[epoch_printer])
     from ..reporting.report import write_report
 
