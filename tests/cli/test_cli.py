@@ -179,7 +179,7 @@ def test_fit_options_take_their_defaults_and_help_from_fit_config():
     assert optimize["self_training_rounds"].default == OPTIMIZE_SELF_TRAINING_ROUNDS  # optimize's own default
 
 
-def test_fit_passes_every_option_to_its_config(monkeypatch, tmp_path):
+def test_fit_passes_its_options_to_the_config_by_name(monkeypatch, tmp_path):
     """Options named after FitConfig fields reach the config by name: none dropped, none swapped."""
 
     class Captured(Exception):

@@ -17,6 +17,9 @@ from ..errors import ConfigError, TransferoptError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: FitConfig's fields by name: what `config_option` declares and `fit_config_from_options` reads back.
+FIT_CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(FitConfig)}
+
 
 def user_errors_as_messages(command: F) -> F:
     """Print user mistakes as `error: …` on one line and exit 2, never a traceback."""
@@ -69,7 +72,7 @@ def configure_logging() -> None:
 def config_option(name: str, *flags: str) -> Any:
     """A typer option for FitConfig's field `name`, its default and help read from the field, so the
     command line and the Python API cannot drift apart. `flags` default to `--name-with-dashes`."""
-    spec = next(f for f in dataclasses.fields(FitConfig) if f.name == name)
+    spec = FIT_CONFIG_FIELDS[name]
     default = ... if spec.default is dataclasses.MISSING else spec.default
     return typer.Option(default, *(flags or (f"--{name.replace('_', '-')}",)), help=spec.metadata.get("help"))
 
@@ -77,8 +80,8 @@ def config_option(name: str, *flags: str) -> Any:
 def fit_config_from_options(options: dict[str, Any], **settings: Any) -> FitConfig:
     """A FitConfig from a command's options (`locals()` of its function): those named after a field, as
     `config_option` declares them, plus `settings` (what the command computes itself)."""
-    names = {f.name for f in dataclasses.fields(FitConfig)}
-    return FitConfig(**{name: value for name, value in options.items() if name in names}, **settings)
+    given = {name: value for name, value in options.items() if name in FIT_CONFIG_FIELDS}
+    return FitConfig(**given, **settings)
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
